@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (what CI runs). Installs ffmpeg first when it is missing.
+# Ends with a plain "N passed, N failed, N skipped" line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-ffmpeg.sh || exit 2
+log=$(mktemp)
+dotnet test tests/Dloral.Tests/Dloral.Tests.csproj -c Release "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+summary=$(grep -E '(Passed|Failed)!  - Failed:' "$log" | tail -n 1)
+rm -f "$log"
+if [ -n "$summary" ]; then
+  failed=$(sed -E 's/.*Failed: *([0-9]+).*/\1/' <<<"$summary")
+  passed=$(sed -E 's/.*Passed: *([0-9]+).*/\1/' <<<"$summary")
+  skipped=$(sed -E 's/.*Skipped: *([0-9]+).*/\1/' <<<"$summary")
+  echo "$passed passed, $failed failed, $skipped skipped"
+  if [ "$passed" = "0" ]; then echo "error: no test ran" >&2; exit 1; fi
+else
+  echo "0 passed, 1 failed"
+  [ "$status" = "0" ] && status=1
+fi
+exit "$status"
