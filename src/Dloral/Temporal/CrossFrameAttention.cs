@@ -85,9 +85,10 @@ public sealed class CrossFrameAttention : nn.Module<Tensor, Tensor, Tensor, Tens
         long d = EmbedDim;
 
         var featUp = F.interpolate(firstFrameFeatAligned, size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
-        var q = query_conv.forward(secondFrame).view(b, Heads, d, hw).permute(0, 1, 3, 2); // [B,heads,HW,d]
-        var k = key_conv.forward(firstFrameAligned).view(b, Heads, d, hw);                   // [B,heads,d,HW]
-        var v = value_conv.forward(featUp).view(b, Heads, d, hw).permute(0, 1, 3, 2);       // [B,heads,HW,d]
+        // Contiguous once, so that every query chunk is a plain row block for the GEMMs.
+        var q = query_conv.forward(secondFrame).view(b, Heads, d, hw).permute(0, 1, 3, 2).contiguous(); // [B,heads,HW,d]
+        var k = key_conv.forward(firstFrameAligned).view(b, Heads, d, hw);                                // [B,heads,d,HW]
+        var v = value_conv.forward(featUp).view(b, Heads, d, hw).permute(0, 1, 3, 2).contiguous();       // [B,heads,HW,d]
 
         var t = threshold_fc.forward(q.reshape(b * Heads * hw, d));                          // [B*heads*HW,1]
         threshold?.Add(t.detach().clone().MoveToOuterDisposeScope());

@@ -185,7 +185,10 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
     {
         var own = state_dict();
         var available = names.ToHashSet(StringComparer.Ordinal);
-        var missing = own.Keys.Where(k => !available.Contains(k)).ToList();
+        // Buffers (spynet.mean/std) may be absent: the reference's --load_cfr copies parameters only, so the
+        // constructor's ImageNet constants are what it runs with anyway.
+        var bufferNames = named_buffers().Select(b => b.name).ToHashSet(StringComparer.Ordinal);
+        var missing = own.Keys.Where(k => !available.Contains(k) && !bufferNames.Contains(k)).ToList();
         var unexpected = available.Where(k => !own.ContainsKey(k) && !(ignoreUnused && IsUnusedReferenceName(k))).OrderBy(k => k, StringComparer.Ordinal).ToList();
         var wrongShape = own.Where(kv => available.Contains(kv.Key) && !shapeOf(kv.Key).SequenceEqual(kv.Value.shape))
             .Select(kv => $"{kv.Key}: [{string.Join(",", shapeOf(kv.Key))}] in file, expected [{string.Join(",", kv.Value.shape)}]").ToList();
@@ -198,6 +201,7 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
             throw new InvalidDataException($"{source}: CFR weights do not match the reference CFR_model ({string.Join(" | ", parts)})");
         }
         using var noGrad = no_grad();
-        foreach (var (name, target) in own) copy(name, target);
+        foreach (var (name, target) in own)
+            if (available.Contains(name)) copy(name, target);
     }
 }

@@ -96,6 +96,20 @@ public class CrossFrameRetrievalTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Missing_spynet_buffers_keep_the_imagenet_constants_like_the_reference()
+    {
+        using var file = GoldenData.Open("cfr", "weights.safetensors");
+        using var scope = NewDisposeScope();
+        var sd = file.LoadAll();
+        var mean = sd["spynet.mean"];
+        sd.Remove("spynet.mean");
+        sd.Remove("spynet.std");
+        var cfr = new CrossFrameRetrieval();
+        cfr.LoadStateDict(sd, source: "params-only");
+        TensorAssert.Equal(mean, cfr.state_dict()["spynet.mean"], "spynet.mean");
+    }
+
+    [Fact]
     public void Frames_below_the_reference_minimum_are_rejected_clearly()
     {
         using var scope = NewDisposeScope();
