@@ -59,6 +59,12 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
     /// <summary>The reference asserts the downsampled frames are at least this large (frames ≥ 512 px).</summary>
     public const int MinDownsampledSize = 64;
 
+    /// <summary>
+    /// When true (default), frames smaller than 512×512 are rejected as the reference does. SPyNet itself
+    /// resizes to a multiple of 32 and runs on smaller frames, but the weights were never used there.
+    /// </summary>
+    public bool EnforceReferenceMinimumSize { get; set; } = true;
+
     private readonly SpyNet spynet;
     private readonly CrossFrameAttention cross_attn_module;
 
@@ -109,7 +115,7 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
             throw new ArgumentException($"CFR: batch/frames of frames [{string.Join(",", frames.shape)}] and latents [{string.Join(",", latents.shape)}] differ");
         if (h % 8 != 0 || w % 8 != 0 || latents.shape[3] != h / 8 || latents.shape[4] != w / 8)
             throw new ArgumentException($"CFR: frames {h}x{w} must be multiples of 8 and 8x the latents {latents.shape[3]}x{latents.shape[4]}");
-        if (h / 8 < MinDownsampledSize || w / 8 < MinDownsampledSize)
+        if (EnforceReferenceMinimumSize && (h / 8 < MinDownsampledSize || w / 8 < MinDownsampledSize))
             throw new ArgumentException($"CFR: frames must be at least {8 * MinDownsampledSize}x{8 * MinDownsampledSize} (the reference's minimum for SPyNet), got {h}x{w}");
         if (t >= 2 && (uncertainty.dim() != 5 || uncertainty.shape[1] < t - 1 || uncertainty.shape[3] != h / 8 || uncertainty.shape[4] != w / 8))
             throw new ArgumentException($"CFR: uncertainty map must be [n,{t - 1},1,{h / 8},{w / 8}], got [{string.Join(",", uncertainty.shape)}]");

@@ -53,28 +53,30 @@ public class CrossFrameAttentionTests(ITestOutputHelper output)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var gen = manual_seed(123);
+        var gen = new Generator(123);
         var attn = new CrossFrameAttention();
-        // Larger weights than the default init so that many weights are non-zero (the threshold is learned).
-        foreach (var p in attn.parameters()) p.mul_(4.0);
-        var cur = randn(2, 4, 24, 20);
-        var prev = randn(2, 4, 24, 20);
+        // Seeded weights, larger than the default init so that many attention weights are non-zero.
+        foreach (var p in attn.parameters()) p.copy_(randn(p.shape, generator: gen).mul_(0.5));
+        var cur = randn(2, 4, 24, 20, generator: gen);
+        var prev = randn(2, 4, 24, 20, generator: gen);
         attn.QueryChunkSize = int.MaxValue;
         var dense = attn.forward(cur, prev, cur, prev);
-        Assert.True(dense.Delta.abs().max().item<float>() > 1e-4, "attention delta is trivially zero; the test would prove nothing");
+        Assert.True(dense.Delta.abs().max().item<float>() > 1e-2, "attention delta is trivially zero; the test would prove nothing");
+        // Only the GEMM summation order changes with the chunking: allow a few float32 ulps of the largest value.
+        double tol = 1e-6 * dense.Fused.abs().max().item<float>();
+        output.WriteLine($"tolerance {tol:G3}");
         foreach (int chunk in new[] { 1, 37, 100, 479 })
         {
             attn.QueryChunkSize = chunk;
             var chunked = attn.forward(cur, prev, cur, prev);
-            Check(dense.Fused, chunked.Fused, 1e-5, 1e-6, $"fused chunk={chunk}");
-            Check(dense.Delta, chunked.Delta, 1e-5, 1e-6, $"delta chunk={chunk}");
+            Check(dense.Fused, chunked.Fused, tol, 0, $"fused chunk={chunk}");
+            Check(dense.Delta, chunked.Delta, tol, 0, $"delta chunk={chunk}");
         }
         // The byte budget picks chunks that fit.
         attn.QueryChunkSize = null;
         attn.MaxChunkBytes = 2L * 9 * 480 * 4 * 50; // 50 query rows
         Assert.Equal(50, attn.ChunkFor(2, 480));
         var budgeted = attn.forward(cur, prev, cur, prev);
-        Check(dense.Fused, budgeted.Fused, 1e-5, 1e-6, "fused budget");
-        GC.KeepAlive(gen);
+        Check(dense.Fused, budgeted.Fused, tol, 0, "fused budget");
     }
 }

@@ -116,5 +116,12 @@ public class CrossFrameRetrievalTests(ITestOutputHelper output)
         var cfr = new CrossFrameRetrieval();
         var ex = Assert.Throws<ArgumentException>(() => cfr.forward(zeros([1, 2, 3, 256, 512]), zeros([1, 2, 4, 32, 64]), zeros([1, 1, 1, 32, 64])));
         Assert.Contains("at least 512x512", ex.Message);
+
+        // Opting out runs (the flow network resizes to a multiple of 32), with the documented output shapes.
+        cfr.EnforceReferenceMinimumSize = false;
+        using var noGrad = no_grad();
+        var r = cfr.forward(zeros([1, 2, 3, 128, 256]), randn([1, 2, 4, 16, 32]), ones([1, 1, 1, 16, 32]));
+        Assert.Equal(new long[] { 1, 2, 4, 16, 32 }, r.FusedFeatures.shape);
+        Assert.Equal(new long[] { 1, 2, 1, 16, 32 }, r.WeightMap.shape);
     }
 }

@@ -1,13 +1,20 @@
 using Dloral.Temporal;
 using Dloral.Tests.Support;
 using TorchSharp;
+using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace Dloral.Tests.Temporal;
 
 public class FlowWarpTests
 {
-    public FlowWarpTests() => TorchRuntime.Initialize();
+    private readonly ITestOutputHelper _output;
+
+    public FlowWarpTests(ITestOutputHelper output)
+    {
+        _output = output;
+        TorchRuntime.Initialize();
+    }
 
     [Theory]
     [InlineData("flow_int", "int_zeros", GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros)]
@@ -22,6 +29,7 @@ public class FlowWarpTests
         var flow = f.Load("in." + flowName);
         var expected = f.Load("out." + outName);
         var actual = FlowWarp.Warp(x, flow, mode, padding);
+        _output.WriteLine($"{outName}: max abs diff {TensorAssert.MaxAbsDiff(expected, actual):G3}");
         TensorAssert.Close(expected, actual, atol: 1e-6, rtol: 1e-5, what: outName);
     }
 
