@@ -56,35 +56,80 @@ public sealed class DdpmSchedule : IDisposable
         StepsOffset = stepsOffset;
         TimestepSpacing = timestepSpacing;
 
-        using var scope = NewDisposeScope();
-        Tensor betas;
+        float[] betas;
         if (trainedBetas is not null)
         {
             if (trainedBetas.Length != numTrainTimesteps)
                 throw new ArgumentException($"trained_betas has {trainedBetas.Length} values but num_train_timesteps is {numTrainTimesteps}");
-            betas = tensor(trainedBetas, dtype: ScalarType.Float32);
+            betas = trainedBetas.Select(b => (float)b).ToArray();
         }
         else
         {
             betas = betaSchedule switch
             {
-                // Same op sequence as diffusers: linspace in float32, then square (scaled_linear).
-                "linear" => linspace(betaStart, betaEnd, numTrainTimesteps, dtype: ScalarType.Float32),
-                "scaled_linear" => linspace(Math.Sqrt(betaStart), Math.Sqrt(betaEnd), numTrainTimesteps, dtype: ScalarType.Float32).pow(2),
+                "linear" => ReferenceLinspace(betaStart, betaEnd, numTrainTimesteps),
+                // diffusers: linspace(√start, √end, T, float32) ** 2 (pow 2 is x·x in float32).
+                "scaled_linear" => ReferenceLinspace(Math.Sqrt(betaStart), Math.Sqrt(betaEnd), numTrainTimesteps).Select(x => x * x).ToArray(),
                 "squaredcos_cap_v2" => CosineBetas(numTrainTimesteps),
                 _ => throw new NotSupportedException(
                     $"beta_schedule '{betaSchedule}' is not supported (supported: linear, scaled_linear, squaredcos_cap_v2)"),
             };
         }
-        var alphas = 1.0f - betas;
-        var cumprod = alphas.cumprod(0);
-        Betas = betas.MoveToOuterDisposeScope();
-        Alphas = alphas.MoveToOuterDisposeScope();
-        AlphasCumprod = cumprod.MoveToOuterDisposeScope();
+        var alphas = betas.Select(b => 1f - b).ToArray();
+        // torch.cumprod on the CPU accumulates float32 inputs in double.
+        var cumprod = new float[alphas.Length];
+        double acc = 1;
+        for (var i = 0; i < alphas.Length; i++)
+        {
+            acc *= alphas[i];
+            cumprod[i] = (float)acc;
+        }
+        Betas = tensor(betas);
+        Alphas = tensor(alphas);
+        AlphasCumprod = tensor(cumprod);
+    }
+
+    /// <summary>
+    /// <c>torch.linspace(start, end, steps, dtype=float32)</c> exactly as the reference's CPU build
+    /// computed it (torch 1.13, AVX2 kernel with FMA contraction, 8-wide vectors processed two at a
+    /// time, scalar tail; first half counted up from start, second half down from end). libtorch 2.10
+    /// rounds ~23 % of the SD betas differently (1 ulp); emulating the kernel keeps the schedule
+    /// bit-identical to the reference's alphas_cumprod.
+    /// </summary>
+    internal static float[] ReferenceLinspace(double startValue, double endValue, int steps)
+    {
+        var result = new float[steps];
+        if (steps == 1)
+        {
+            result[0] = (float)startValue;
+            return result;
+        }
+        float start = (float)startValue, end = (float)endValue;
+        var step = (end - start) / (steps - 1);
+        var halfway = steps / 2;
+        float Value(long idx) => idx < halfway
+            ? MathF.FusedMultiplyAdd(step, idx, start)
+            : MathF.FusedMultiplyAdd(-step, steps - idx - 1, end);
+        const int width = 8;
+        var i = 0;
+        for (; i <= steps - 2 * width; i += 2 * width)
+        {
+            for (var v = i; v < i + 2 * width; v += width)
+            {
+                // Vectorized<float>::arange(base, step): base + j·step, j = 0..7 (fused).
+                var b = Value(v);
+                result[v] = b;
+                for (var j = 1; j < width; j++)
+                    result[v + j] = MathF.FusedMultiplyAdd(j, step, b);
+            }
+        }
+        for (; i < steps; i++)
+            result[i] = Value(i);
+        return result;
     }
 
     // diffusers betas_for_alpha_bar(alpha_transform_type="cosine"), computed in double then cast.
-    private static Tensor CosineBetas(int n)
+    private static float[] CosineBetas(int n)
     {
         static double AlphaBar(double t) => Math.Pow(Math.Cos((t + 0.008) / 1.008 * Math.PI / 2), 2);
         var b = new float[n];
@@ -93,7 +138,7 @@ public sealed class DdpmSchedule : IDisposable
             double t1 = (double)i / n, t2 = (double)(i + 1) / n;
             b[i] = (float)Math.Min(1 - AlphaBar(t2) / AlphaBar(t1), 0.999);
         }
-        return tensor(b);
+        return b;
     }
 
     /// <summary>Reads a diffusers <c>scheduler_config.json</c> (any scheduler class: only the beta
