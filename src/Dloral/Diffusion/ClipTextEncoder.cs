@@ -80,20 +80,30 @@ public sealed class ClipTextEncoder : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// Builds the encoder from a diffusers <c>text_encoder/</c> folder: config.json plus
-    /// model.safetensors (or model.fp16.safetensors, or a sharded index). Parameters are allocated
-    /// once on <paramref name="device"/> in <paramref name="dtype"/> (default float32) and filled in
-    /// place, converting fp16/bf16 files on the fly.
+    /// model.safetensors (or model.fp16.safetensors, or a sharded index), or — read with the safe
+    /// unpickler — pytorch_model.bin. Parameters are allocated once on <paramref name="device"/> in
+    /// <paramref name="dtype"/> (default float32) and filled in place, converting fp16/bf16 on the fly.
     /// </summary>
     public static ClipTextEncoder FromFolder(string folder, Device? device = null, ScalarType? dtype = null)
     {
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"text encoder folder not found: {folder}");
         var config = ClipTextConfig.FromFile(Path.Combine(folder, "config.json"));
-        using var weights = SafeTensorsWeightSource.OpenInFolder(folder, "model");
         var model = new ClipTextEncoder(config, device, dtype ?? ScalarType.Float32);
         try
         {
-            model.LoadWeights(weights);
+            var bin = Path.Combine(folder, "pytorch_model.bin");
+            var hasSafetensors = Directory.EnumerateFiles(folder, "model*.safetensors*").Any();
+            if (!hasSafetensors && File.Exists(bin))
+            {
+                using var checkpoint = TorchCheckpoint.Load(bin);
+                model.LoadWeights(new DictionaryWeightSource(TorchCheckpoint.AsStateDict(checkpoint.Root, "pytorch_model.bin", bin), bin));
+            }
+            else
+            {
+                using var weights = SafeTensorsWeightSource.OpenInFolder(folder, "model");
+                model.LoadWeights(weights);
+            }
         }
         catch
         {

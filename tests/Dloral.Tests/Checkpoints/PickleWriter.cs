@@ -84,6 +84,33 @@ internal sealed class PickleWriter
 
     public byte[] ToArray() => [.. _b];
 
+    /// <summary>Writes a state_dict the way torch.save does (one storage per tensor, contiguous).</summary>
+    public static void WriteStateDict(string path, IEnumerable<KeyValuePair<string, TorchSharp.torch.Tensor>> tensors)
+    {
+        var w = new PickleWriter().Proto(2).EmptyDict().Mark();
+        var storages = new Dictionary<string, byte[]>();
+        foreach (var (name, t) in tensors)
+        {
+            var key = storages.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var storageType = t.dtype switch
+            {
+                TorchSharp.torch.ScalarType.Float32 => "FloatStorage",
+                TorchSharp.torch.ScalarType.Float16 => "HalfStorage",
+                TorchSharp.torch.ScalarType.BFloat16 => "BFloat16Storage",
+                TorchSharp.torch.ScalarType.Int64 => "LongStorage",
+                var other => throw new NotSupportedException(other.ToString()),
+            };
+            using var c = t.contiguous();
+            var strides = new long[t.dim()];
+            for (long i = t.dim() - 1, s = 1; i >= 0; s *= t.shape[i], i--)
+                strides[i] = s;
+            w.Str(name).Tensor(key, storageType, "cuda:0", t.numel(), 0, t.shape, strides);
+            storages[key] = c.bytes.ToArray();
+        }
+        w.SetItems().Stop();
+        WriteZip(path, w.ToArray(), storages, root: Path.GetFileNameWithoutExtension(path));
+    }
+
     /// <summary>A torch.save-style zip: root/data.pkl, root/data/&lt;key&gt;, root/version (+ byteorder).</summary>
     public static void WriteZip(string path, byte[] pickle, IReadOnlyDictionary<string, byte[]> storages,
         CompressionLevel level = CompressionLevel.NoCompression, string root = "archive", string? byteorder = null)

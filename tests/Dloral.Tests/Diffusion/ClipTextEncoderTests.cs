@@ -86,6 +86,44 @@ public class ClipTextEncoderTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Pytorch_model_bin_loads_through_the_safe_unpickler_and_bf16_stays_close()
+    {
+        var dir = Directory.CreateTempSubdirectory("dloral-clipbin-").FullName;
+        try
+        {
+            var src = GoldenData.PathOf("tiny_clip_text", "text_encoder");
+            File.Copy(Path.Combine(src, "config.json"), Path.Combine(dir, "config.json"));
+            Dictionary<string, Tensor> tensors;
+            using (var f = SafeTensorsFile.Open(Path.Combine(src, "model.safetensors")))
+                tensors = f.LoadAll();
+            Dloral.Tests.Checkpoints.PickleWriter.WriteStateDict(Path.Combine(dir, "pytorch_model.bin"), tensors);
+            foreach (var t in tensors.Values)
+                t.Dispose();
+
+            using var golden = GoldenData.Open("tiny_clip_text", "case_text_model.safetensors");
+            using var ids = golden.Load("in.input_ids");
+            using var last = golden.Load("out.last_hidden_state");
+            using var _ = no_grad();
+            using (var fromBin = ClipTextEncoder.FromFolder(dir))
+            {
+                using var y = fromBin.forward(ids);
+                TensorAssert.Close(last, y, 1e-5, 1e-4, "from pytorch_model.bin");
+            }
+            using var bf16 = ClipTextEncoder.FromFolder(src, dtype: ScalarType.BFloat16);
+            using var yb = bf16.forward(ids);
+            Assert.Equal(ScalarType.BFloat16, yb.dtype);
+            using var yb32 = yb.to(ScalarType.Float32);
+            var diff = TensorAssert.MaxAbsDiff(last, yb32);
+            output.WriteLine($"bf16 text encoder: max abs diff {diff:E2} (max |ref| 3.9)");
+            Assert.InRange(diff, 0, 0.1);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public void Loading_reports_missing_unexpected_and_mismatched_keys_together()
     {
         var dir = Directory.CreateTempSubdirectory("dloral-clip-").FullName;
