@@ -79,6 +79,10 @@ public class ClipTextEncoderTests(ITestOutputHelper output)
         Assert.Equal(373, reference.Count);
         Assert.Equal(reference.Select(r => (r.Key, r.Shape)).OrderBy(r => r.Key, StringComparer.Ordinal),
                      ours.Select(o => (o.Key, o.Shape)).OrderBy(o => o.Key, StringComparer.Ordinal));
+        // Parameters come in the reference order (k, v, q, out per layer); only TorchSharp places the
+        // position_ids buffer after the embeddings instead of first.
+        Assert.Equal(reference.Select(r => r.Key).Where(k => !k.EndsWith("position_ids", StringComparison.Ordinal)),
+                     ours.Select(o => o.Key).Where(k => !k.EndsWith("position_ids", StringComparison.Ordinal)));
         foreach (var r in reference)
             Assert.Equal(r.DType == "int64" ? ScalarType.Int64 : ScalarType.Float32, ours.Single(o => o.Key == r.Key).dtype);
         var numel = encoder.parameters().Sum(p => p.numel());
