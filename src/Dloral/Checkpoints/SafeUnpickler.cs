@@ -102,8 +102,22 @@ public sealed class SafeUnpickler
 
     private CheckpointFormatException Error(string problem) => new(_source, $"pickle offset {_pos}: {problem}");
 
-    /// <summary>Runs the pickle up to STOP and returns the object it built.</summary>
+    /// <summary>Runs the pickle up to STOP and returns the object it built. Every failure is a
+    /// <see cref="CheckpointFormatException"/> (or <see cref="UnsafePickleException"/>) naming the offset.</summary>
     public object? Load()
+    {
+        try
+        {
+            return Run();
+        }
+        catch (Exception e) when (e is not CheckpointFormatException and not OutOfMemoryException)
+        {
+            // Malformed values (bad numbers, overflowing sizes, ...) in a corrupt or crafted file.
+            throw new CheckpointFormatException(_source, $"pickle offset {_pos}: malformed pickle ({e.GetType().Name}: {e.Message})", e);
+        }
+    }
+
+    private object? Run()
     {
         while (true)
         {

@@ -282,3 +282,56 @@ public class TorchCheckpointTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("unsupported persistent id", Assert.Throws<CheckpointFormatException>(() => TorchCheckpoint.Load(path)).Message);
     }
 }
+
+public class SafeUnpicklerFuzzTests
+{
+    [Fact]
+    public void Mutated_pickles_fail_only_with_checkpoint_errors()
+    {
+        using var storageData = arange(16, dtype: ScalarType.Float32);
+        var storage = new TorchStorage("0", ScalarType.Float32, "cpu", storageData);
+        object? Persistent(object? pid) => pid is PyTuple { Count: 5 } t && t[0] is "storage"
+            ? storage
+            : throw new CheckpointFormatException("fuzz", "bad persistent id");
+
+        var torchLike = new PickleWriter().Proto(2).EmptyDict().Mark()
+            .Str("a").Tensor("0", "FloatStorage", "cpu", 16, 0, [4, 4], [4, 1])
+            .Str("b").Tensor("0", "FloatStorage", "cpu", 16, 3, [2, 3], [1, 5])
+            .Str("n").Int(70000).Str("l").EmptyList().Mark().Int(1).Str("x").Appends()
+            .SetItems().Stop().ToArray();
+        var plain = Convert.FromBase64String(TorchCheckpointTests.PythonPickles.Select(r => (string)r[1]).ElementAt(2));
+
+        var rng = new Random(1234);
+        var outcomes = new Dictionary<string, int>();
+        foreach (var seed in new[] { torchLike, plain })
+        {
+            for (var iter = 0; iter < 3000; iter++)
+            {
+                var data = (byte[])seed.Clone();
+                var flips = 1 + rng.Next(3);
+                for (var f = 0; f < flips; f++)
+                    data[rng.Next(data.Length)] = (byte)rng.Next(256);
+                if (rng.Next(4) == 0)
+                    data = data[..rng.Next(data.Length)];
+                var unpickler = new SafeUnpickler(data, "fuzz", Persistent);
+                string outcome;
+                try
+                {
+                    unpickler.Load();
+                    outcome = "ok";
+                }
+                catch (CheckpointFormatException e)
+                {
+                    outcome = e.GetType().Name;
+                }
+                finally
+                {
+                    foreach (var t in unpickler.CreatedTensors)
+                        t.Dispose();
+                }
+                outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
+            }
+        }
+        Assert.True(outcomes.GetValueOrDefault(nameof(CheckpointFormatException)) > 1000, string.Join(", ", outcomes));
+    }
+}
