@@ -58,7 +58,17 @@ public sealed class TorchCheckpoint : IDisposable
             throw new CheckpointFormatException(path, $"the zip container is truncated or corrupt ({e.Message})", e);
         }
         using (zip)
-            return Read(zip, path);
+        {
+            try
+            {
+                return Read(zip, path);
+            }
+            catch (Exception e) when (e is InvalidDataException or NotSupportedException or IOException or OverflowException or ArgumentException
+                                          && e is not CheckpointFormatException)
+            {
+                throw new CheckpointFormatException(path, $"the zip container is corrupt ({e.GetType().Name}: {e.Message})", e);
+            }
+        }
     }
 
     private static TorchCheckpoint Read(ZipArchive zip, string path)

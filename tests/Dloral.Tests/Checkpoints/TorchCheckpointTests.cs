@@ -334,4 +334,49 @@ public class SafeUnpicklerFuzzTests
         }
         Assert.True(outcomes.GetValueOrDefault(nameof(CheckpointFormatException)) > 1000, string.Join(", ", outcomes));
     }
+
+    [Fact]
+    public void Mutated_zips_fail_only_with_checkpoint_errors()
+    {
+        var dir = Directory.CreateTempSubdirectory("dloral-zipfuzz-").FullName;
+        try
+        {
+            var w = new PickleWriter().Proto(2).EmptyDict().Mark()
+                .Str("a").Tensor("0", "FloatStorage", "cpu", 4, 0, [4], [1])
+                .Str("b").Tensor("1", "LongStorage", "cpu", 2, 0, [2], [1])
+                .SetItems().Stop().ToArray();
+            var src = Path.Combine(dir, "src.pkl");
+            PickleWriter.WriteZip(src, w, new Dictionary<string, byte[]>
+            {
+                ["0"] = new byte[16],
+                ["1"] = new byte[16],
+            });
+            var seed = File.ReadAllBytes(src);
+            var rng = new Random(99);
+            var path = Path.Combine(dir, "m.pkl");
+            var ok = 0;
+            var failed = 0;
+            for (var iter = 0; iter < 600; iter++)
+            {
+                var data = (byte[])seed.Clone();
+                for (var f = 0; f < 1 + rng.Next(4); f++)
+                    data[rng.Next(data.Length)] = (byte)rng.Next(256);
+                File.WriteAllBytes(path, data);
+                try
+                {
+                    using var c = TorchCheckpoint.Load(path);
+                    ok++;
+                }
+                catch (CheckpointFormatException)
+                {
+                    failed++;
+                }
+            }
+            Assert.True(failed > 50, $"{failed} failed, {ok} loaded");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
 }
