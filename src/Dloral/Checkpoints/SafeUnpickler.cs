@@ -66,6 +66,9 @@ public sealed class SafeUnpickler
         "torch.nn.parameter.Parameter",
     };
 
+    /// <summary>The element type of a torch storage class name (FloatStorage → Float32, ...).</summary>
+    internal static bool TryStorageDType(string name, out ScalarType dtype) => StorageTypes.TryGetValue(name, out dtype);
+
     /// <summary>True when <c>module.name</c> is on the allow-list.</summary>
     public static bool IsAllowed(string module, string name)
     {
@@ -135,10 +138,10 @@ public sealed class SafeUnpickler
                 case 0x95: // FRAME: 8-byte length; frames are only a buffering hint
                     ReadBytes(8);
                     break;
-                case 0x2e: // STOP
-                    if (_stack.Count != 1)
-                        throw Error($"STOP with {_stack.Count} objects on the stack");
-                    return _stack[0];
+                case 0x2e: // STOP: the result is the top of the stack (as in CPython)
+                    if (_stack.Count == 0)
+                        throw Error("STOP with an empty stack");
+                    return _stack[^1];
 
                 // ---- constants and scalars
                 case 0x4e: Push(null); break; // NONE

@@ -142,7 +142,7 @@ public sealed class TorchCheckpoint : IDisposable
             {
                 if (pid is not PyTuple { Count: 5 } t || t[0] as string != "storage")
                     throw new CheckpointFormatException(path, $"unsupported persistent id {pid} (expected ('storage', type, key, location, numel))");
-                if (t[1] is not PyGlobal { Module: "torch" } storageType || !StorageDType(storageType.Name, out var dtype))
+                if (t[1] is not PyGlobal { Module: "torch" } storageType || !SafeUnpickler.TryStorageDType(storageType.Name, out var dtype))
                     throw new CheckpointFormatException(path, $"unsupported storage type {t[1]}");
                 if (t[2] is not string key || t[3] is not string location || t[4] is not long numel || numel < 0)
                     throw new CheckpointFormatException(path, $"malformed storage persistent id {t}");
@@ -193,25 +193,6 @@ public sealed class TorchCheckpoint : IDisposable
                 t.Dispose();
             throw;
         }
-    }
-
-    private static bool StorageDType(string name, out ScalarType dtype)
-    {
-        dtype = name switch
-        {
-            "FloatStorage" => ScalarType.Float32,
-            "DoubleStorage" => ScalarType.Float64,
-            "HalfStorage" => ScalarType.Float16,
-            "BFloat16Storage" => ScalarType.BFloat16,
-            "LongStorage" => ScalarType.Int64,
-            "IntStorage" => ScalarType.Int32,
-            "ShortStorage" => ScalarType.Int16,
-            "CharStorage" => ScalarType.Int8,
-            "ByteStorage" or "UntypedStorage" => ScalarType.Byte,
-            "BoolStorage" => ScalarType.Bool,
-            _ => (ScalarType)(-1),
-        };
-        return (int)dtype >= 0;
     }
 
     private static int ElementSize(ScalarType t) => t switch
