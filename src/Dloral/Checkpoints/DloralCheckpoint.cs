@@ -159,5 +159,18 @@ public sealed class DloralCheckpoint : IDisposable
         }
     }
 
+    /// <summary>A one-paragraph description for <c>dloral info</c>.</summary>
+    public string Summary()
+    {
+        long Values(IWeightSource w) => w.Names.Sum(n => w.ShapeOf(n).Aggregate(1L, (a, b) => a * b));
+        var storageTypes = string.Join(", ", _checkpoint.Storages.Values.Select(st => st.DType.ToString()).Distinct());
+        var locations = string.Join(", ", _checkpoint.Storages.Values.Select(st => st.Location).Distinct());
+        return $"DLoRAL checkpoint {Path}: LoRA rank quality {LoraRankQuality}, consistency {LoraRankConsistency}; " +
+               $"target modules encoder/decoder/others = {EncoderModulesQuality.Count}/{DecoderModulesQuality.Count}/{OthersModulesQuality.Count} (quality), " +
+               $"{EncoderModulesConsistency.Count}/{DecoderModulesConsistency.Count}/{OthersModulesConsistency.Count} (consistency); " +
+               $"state_dict_unet {UnetWeights.Names.Count()} tensors ({Values(UnetWeights):N0} values, conv_in {ConvInChannels} channels); " +
+               $"state_dict_bpp {CfrWeights.Names.Count()} tensors ({Values(CfrWeights):N0} values); storages {storageTypes} saved on {locations}.";
+    }
+
     public void Dispose() => _checkpoint.Dispose();
 }

@@ -44,6 +44,10 @@ public class TorchCheckpointTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(Keys("state_dict_unet"), ckpt.StateDictUnet.Keys);
         Assert.Equal(Keys("state_dict_bpp"), ckpt.StateDictBpp.Keys);
         Assert.Equal(8, ckpt.ConvInChannels);
+        var summary = ckpt.Summary();
+        output.WriteLine(summary);
+        Assert.Contains("state_dict_unet 1712 tensors", summary);
+        Assert.Contains("saved on cpu", summary);
 
         using (var lora = GoldenData.Open("lora", "unet_lora_state_dict.safetensors"))
         {
