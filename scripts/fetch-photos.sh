@@ -57,14 +57,20 @@ for entry in "${SOURCES[@]}"; do
   mkdir -p "$dest"
   dpkg-deb -x "$deb" "$dest"
 
-  # License: the short names of the package's copyright file (DEP-5 "License:" lines); the full
-  # file is copied next to the photos because several wallpapers carry per-file terms.
+  # License: the DEP-5 stanza of the package's copyright file that matches the file (the whole
+  # copyright file is copied next to the photos too, for the attribution lines).
   copyright="$dest/usr/share/doc/$pkg/copyright"
-  license="unknown"
+  stanzas="$WORK/$pkg.stanzas"
+  : > "$stanzas"
   if [[ -f "$copyright" ]]; then
     cp "$copyright" "$OUT/licenses/$pkg.copyright"
-    license="$(grep -E '^License:' "$copyright" | sed 's/^License:[[:space:]]*//' | sort -u | paste -sd';' - || true)"
-    [[ -n "$license" ]] || license="see licenses/$pkg.copyright"
+    # DEP-5: one "pattern<TAB>license" line per Files: pattern, in file order (the last match wins).
+    awk '
+      /^Files:/ { n = 0; sub(/^Files:[ \t]*/, ""); for (i = 1; i <= split($0, a, /[ \t]+/); i++) if (a[i] != "") pat[++n] = a[i]; infiles = 1; next }
+      infiles && /^[ \t]+[^ \t]/ { for (i = 1; i <= split($0, a, /[ \t]+/); i++) if (a[i] != "") pat[++n] = a[i]; next }
+      { infiles = 0 }
+      /^License:/ && n > 0 { sub(/^License:[ \t]*/, ""); for (i = 1; i <= n; i++) print pat[i] "\t" $0; n = 0 }
+    ' "$copyright" > "$stanzas"
   fi
 
   while IFS= read -r -d '' path; do
@@ -78,6 +84,14 @@ for entry in "${SOURCES[@]}"; do
     (( w >= MIN_SIDE && h >= MIN_SIDE )) || continue
     short="$(echo "$rel" | sed -E 's#^usr/(share|lib/python3/dist-packages)/##; s#^(backgrounds|wallpapers|doc/opencv-doc/examples)/##; s#/contents/images/#_#; s#/#_#g')"
     name="${pkg}__${short}"
+    license="unknown"
+    while IFS=$'\t' read -r pat lic; do
+      # Files: patterns are source-tree paths: installed paths end with them, or (when the
+      # package flattens folders on install) share the exact file name.
+      if [[ "$pat" == "*" || "/$rel" == */$pat || ( "$pat" != *[*?]* && "${pat##*/}" == "${rel##*/}" ) ]]; then
+        license="$lic"
+      fi
+    done < "$stanzas"
     cp "$path" "$OUT/$name"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$w" "$h" "$bytes" "$pkg" "$version" "/$rel" "$license" >> "$MANIFEST.tmp"
     kept=$((kept + 1))
