@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -12,9 +11,6 @@ namespace Dloral.Training.Degradations;
 /// </summary>
 public static class VideoCompression
 {
-    /// <summary>The ffmpeg executable (override with the DLORAL_FFMPEG environment variable).</summary>
-    public static string FfmpegPath { get; set; } = Environment.GetEnvironmentVariable("DLORAL_FFMPEG") ?? "ffmpeg";
-
     /// <summary>Encodes and decodes <paramref name="frames"/> [T,3,H,W] in [0,1]; returns the decoded frames (same count and size).</summary>
     public static Tensor RoundTrip(Tensor frames, VideoCodecStep step)
     {
@@ -40,66 +36,19 @@ public static class VideoCompression
         else
             encodeArgs.AddRange(["-threads", "1"]);
         encodeArgs.AddRange(["-f", format, "-"]);
-        byte[] bitstream = RunPipe(encodeArgs, raw, $"{step.Codec} encode of {t} frames {pw}x{ph}");
+        byte[] bitstream = FfmpegProcess.Run(FfmpegProcess.FfmpegPath, encodeArgs, raw, $"{step.Codec} encode of {t} frames {pw}x{ph}");
 
         var decodeArgs = new List<string>
         {
             "-hide_banner", "-v", "error", "-threads", "1", "-f", format, "-i", "-",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+            "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
         };
-        byte[] decoded = RunPipe(decodeArgs, bitstream, $"{format} decode");
+        byte[] decoded = FfmpegProcess.Run(FfmpegProcess.FfmpegPath, decodeArgs, bitstream, $"{format} decode");
         long frameBytes = (long)pw * ph * 3;
         if (decoded.Length != frameBytes * t)
             throw new InvalidOperationException($"ffmpeg {format} round trip returned {decoded.Length / (double)frameBytes:F2} frames of {pw}x{ph}, expected {t}.");
         var x = FrameBytes.FromRgb24(decoded, t, ph, pw, frames.device);
         if (ph != h || pw != w) x = x[.., .., ..h, ..w].contiguous();
         return x.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>Runs ffmpeg with <paramref name="input"/> on stdin and returns all of stdout.</summary>
-    internal static byte[] RunPipe(IReadOnlyList<string> args, byte[] input, string what)
-    {
-        var psi = new ProcessStartInfo(FfmpegPath)
-        {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        Process proc;
-        try
-        {
-            proc = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null.");
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException($"Cannot start '{FfmpegPath}' for the {what} (install ffmpeg or set DLORAL_FFMPEG): {e.Message}", e);
-        }
-        using (proc)
-        {
-            // Write and read concurrently: a full stdout pipe would otherwise block the writer.
-            var stderrTask = proc.StandardError.ReadToEndAsync();
-            var writer = Task.Run(() =>
-            {
-                try
-                {
-                    proc.StandardInput.BaseStream.Write(input);
-                    proc.StandardInput.Close();
-                }
-                catch (IOException)
-                {
-                    // ffmpeg exited early; its exit code and stderr tell why.
-                }
-            });
-            using var ms = new MemoryStream();
-            proc.StandardOutput.BaseStream.CopyTo(ms);
-            writer.Wait();
-            proc.WaitForExit();
-            string err = stderrTask.Result;
-            if (proc.ExitCode != 0)
-                throw new InvalidOperationException($"ffmpeg failed ({what}), exit code {proc.ExitCode}: {err.Trim()}");
-            return ms.ToArray();
-        }
     }
 }
