@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using System.Globalization;
+using Dloral.Media;
 using Dloral.Training.Degradations;
 using static TorchSharp.torch;
 
@@ -19,16 +19,19 @@ public sealed class VideoClipOptions
 
 /// <summary>
 /// A folder of videos as short clips of consecutive frames (or frames t, t+k, …): a random start,
-/// a random square crop (cropped inside ffmpeg, so only crop-sized frames cross the pipe) and one
-/// dihedral transform for all frames. Decoding uses its own small ffmpeg pipe (accurate seek with
-/// -ss before -i) until the media helper's FrameSource is merged. Unreadable or too short/small
-/// videos are skipped with a warning.
+/// a random square crop and one
+/// dihedral transform for all frames. Probing and decoding go through Media.MediaProbe /
+/// FrameSource (accurate seek). Unreadable or too short/small videos are skipped with a warning.
 /// </summary>
 public sealed class VideoClipDataset : IClipDataset
 {
     public static readonly string[] Extensions = [".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".y4m", ".ts"];
 
-    private sealed record VideoInfo(int Width, int Height, int FrameCount, double Fps);
+    private sealed record VideoInfo(MediaInfo Media, int FrameCount, double Fps)
+    {
+        public int Width => Media.Width;
+        public int Height => Media.Height;
+    }
 
     private readonly VideoClipOptions _options;
     private readonly ConcurrentDictionary<string, Lazy<(VideoInfo? Info, string? Error)>> _probes = new();
@@ -112,9 +115,9 @@ public sealed class VideoClipDataset : IClipDataset
         byte[] raw;
         try
         {
-            raw = DecodeRange(file, info, start, span, x, y, s);
+            raw = DecodeRange(info, start, span, x, y, s);
         }
-        catch (InvalidOperationException e)
+        catch (MediaException e)
         {
             error = e.Message;
             return null;
@@ -148,47 +151,38 @@ public sealed class VideoClipDataset : IClipDataset
     {
         try
         {
-            var args = new List<string>
-            {
-                "-v", "error", "-select_streams", "v:0", "-count_packets",
-                "-show_entries", "stream=width,height,avg_frame_rate,r_frame_rate,nb_read_packets", "-of", "default=noprint_wrappers=1", file,
-            };
-            string text = System.Text.Encoding.UTF8.GetString(FfmpegProcess.Run(FfmpegProcess.FfprobePath, args, [], $"probe of '{file}'"));
-            var kv = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(l => l.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
-            if (!kv.TryGetValue("width", out var ws) || !int.TryParse(ws, out int w) || !int.TryParse(kv.GetValueOrDefault("height"), out int h))
-                return (null, "no video stream");
-            int n = int.TryParse(kv.GetValueOrDefault("nb_read_packets"), out int np) ? np : 0;
-            double fps = ParseRate(kv.GetValueOrDefault("avg_frame_rate")) is > 0 and var a ? a : ParseRate(kv.GetValueOrDefault("r_frame_rate"));
-            if (n <= 0 || fps <= 0) return (null, $"cannot tell frame count / rate (packets {n}, fps {fps})");
-            return (new VideoInfo(w, h, n, fps), null);
+            var info = MediaProbe.Probe(file);
+            if (info.Kind != MediaKind.Video) return (null, $"not a video ({info.Kind})");
+            double fps = info.FrameRate.ToDouble();
+            if (info.FrameCount <= 0 || fps <= 0) return (null, $"cannot tell frame count / rate ({info.FrameCount} frames, {fps} fps)");
+            return (new VideoInfo(info, (int)Math.Min(int.MaxValue, info.FrameCount), fps), null);
         }
-        catch (InvalidOperationException e)
+        catch (MediaException e)
         {
             return (null, e.Message);
         }
     }
 
-    private static double ParseRate(string? r)
+    /// <summary>Frames [start, start+count) cropped to s×s at (x, y), as packed RGB24 (via the media FrameSource).</summary>
+    private static byte[] DecodeRange(VideoInfo info, int start, int count, int x, int y, int s)
     {
-        if (string.IsNullOrEmpty(r)) return 0;
-        var p = r.Split('/');
-        if (p.Length == 2 && double.TryParse(p[0], NumberStyles.Float, CultureInfo.InvariantCulture, out double a)
-            && double.TryParse(p[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double b) && b != 0)
-            return a / b;
-        return double.TryParse(r, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : 0;
-    }
-
-    /// <summary>Frames [start, start+count) cropped to s×s at (x, y), as packed RGB24.</summary>
-    private static byte[] DecodeRange(string file, VideoInfo info, int start, int count, int x, int y, int s)
-    {
-        // RGB before cropping: cropping yuv420p would snap odd offsets to the chroma grid.
-        // Seek half a frame before the wanted timestamp: accurate seek then lands on frame `start`.
-        double t = Math.Max(0, (start - 0.5) / info.Fps);
-        var args = new List<string> { "-hide_banner", "-v", "error", "-nostdin", "-threads", "1" };
-        if (start > 0) args.AddRange(["-ss", t.ToString("0.######", CultureInfo.InvariantCulture)]);
-        args.AddRange(["-i", file, "-map", "0:v:0", "-vf", $"format=rgb24,crop={s}:{s}:{x}:{y}", "-frames:v", count.ToString(CultureInfo.InvariantCulture),
-            "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]);
-        return FfmpegProcess.Run(FfmpegProcess.FfmpegPath, args, [], $"decode of '{file}'");
+        // Start half a frame early: the accurate seek then lands on frame `start` despite rounding.
+        var options = new FrameSourceOptions
+        {
+            Start = start > 0 ? TimeSpan.FromSeconds((start - 0.5) / info.Fps) : null,
+            MaxFrames = count,
+            Depth = 8,
+        };
+        var outBytes = new List<byte[]>(count);
+        using var source = FrameSource.Open(info.Media, options);
+        foreach (var frame in source)
+        {
+            var crop = new byte[s * s * 3];
+            for (int r = 0; r < s; r++)
+                Array.Copy(frame.Data, ((y + r) * frame.Width + x) * 3, crop, r * s * 3, s * 3);
+            outBytes.Add(crop);
+            if (outBytes.Count == count) break;
+        }
+        return outBytes.SelectMany(b => b).ToArray();
     }
 }
