@@ -5,8 +5,9 @@ namespace Dloral.Pipeline;
 
 /// <summary>
 /// Bicubic baseline: PyTorch's <c>interpolate(mode: bicubic, align_corners: false)</c>, i.e. Keys
-/// cubic convolution with a = -0.75 and edge pixels replicated. This is also the resize DLoRAL's
-/// pipeline applies before the model, so later models are compared against exactly this.
+/// cubic convolution with a = -0.75 and edge pixels replicated. Pillow's bicubic (what DLoRAL's
+/// reference uses to pre-resize) is a = -0.5 and ffmpeg's swscale bicubic a = -0.6: see
+/// docs/baselines.md for the measured gaps.
 /// </summary>
 public sealed class BicubicUpscaler : IUpscaler
 {
