@@ -20,7 +20,7 @@ public static class Program
         console ??= CliConsole.System();
         var root = BuildRootCommand(console);
         var parse = root.Parse(args);
-        if (parse.Errors.Count > 0)
+        if (parse.Errors.Count > 0 && parse.Action is ParseErrorAction)
         {
             // Just the errors and a pointer to --help: the full help text would bury them.
             foreach (var error in parse.Errors) console.Error.WriteLine("error: " + error.Message);
