@@ -38,3 +38,37 @@ public class DegradeJobTests
         Assert.Equal(3, r4.Frames);
     }
 }
+
+public class DegradeCommandTests
+{
+    /// <summary>Runs `dloral degrade ...` through the command object (registered in Program by the cli owner).</summary>
+    private static (int Code, string Err) Run(params string[] args)
+    {
+        var err = new StringWriter();
+        var console = Dloral.Cli.CliConsole.Capture(new StringWriter(), err);
+        var root = new System.CommandLine.RootCommand("test") { Dloral.Cli.Commands.DegradeCommand.Create(console) };
+        int code = root.Parse(["degrade", .. args]).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = new StringWriter(), Error = err }).GetAwaiter().GetResult();
+        return (code, err.ToString());
+    }
+
+    [Fact]
+    public void Degrade_command_writes_the_clip_and_reports_bad_presets_and_existing_outputs()
+    {
+        using var media = new MediaFolder();
+        MediaFolder.Ffmpeg("-f", "lavfi", "-i", "testsrc2=size=96x64:rate=25", "-frames:v", "5", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", media.Path("in.mp4"));
+        var (code, err) = Run(media.Path("in.mp4"), "-o", media.Path("lr.mkv"), "--preset", "light", "--seed", "2");
+        Assert.True(code == 0, err);
+        Assert.Contains("5 frame(s) 24x16", err);
+        Assert.Equal((24, 16, 5L), (MediaProbe.Probe(media.Path("lr.mkv")).Width, MediaProbe.Probe(media.Path("lr.mkv")).Height, MediaProbe.Probe(media.Path("lr.mkv")).FrameCount));
+
+        (code, err) = Run(media.Path("in.mp4"), "-o", media.Path("lr.mkv"));
+        Assert.Equal(2, code); // exists, no -y
+        (code, err) = Run(media.Path("in.mp4"), "-o", media.Path("x.mkv"), "--preset", "nonsense");
+        Assert.Equal(2, code);
+        Assert.Contains("nonsense", err);
+        File.WriteAllText(media.Path("bad.json"), """{ "jpeg_range": [95, 10] }""");
+        (code, err) = Run(media.Path("in.mp4"), "-o", media.Path("y.mkv"), "--preset", media.Path("bad.json"));
+        Assert.Equal(2, code);
+        Assert.Contains("jpeg_range", err);
+    }
+}
