@@ -71,6 +71,32 @@ public class DegradationTests
         Assert.Equal(-0.4400505857, BlurKernels.BesselJ1(-1), 7);
     }
 
+    [Theory]
+    [InlineData(BlurKernelType.Aniso, 21, 64, 48)]
+    [InlineData(BlurKernelType.Sinc, 13, 40, 40)]
+    [InlineData(BlurKernelType.PlateauIso, 21, 12, 9)]
+    public void Fft_blur_equals_direct_convolution(BlurKernelType type, int size, int h, int w)
+    {
+        using var x = TexturedClip(2, h, w, seed: 4);
+        var k = type == BlurKernelType.Sinc ? BlurKernels.Sinc(1.3, size) : BlurKernels.Gaussian(type, size, 2.5, 1.1, 0.7, 1.5);
+        int saved = Degrader.FftMinKernel;
+        try
+        {
+            Degrader.FftMinKernel = 1000;
+            using var direct = Degrader.Filter2D(x, k);
+            Degrader.FftMinKernel = 1;
+            using var viaFft = Degrader.Filter2D(x, k);
+            Assert.Equal(x.shape, viaFft.shape);
+            Assert.True(direct.sub(viaFft).abs().max().item<float>() < 2e-5f);
+            // a blur keeps the mean and lowers the variation
+            Assert.True(viaFft.std().item<float>() < x.std().item<float>());
+        }
+        finally
+        {
+            Degrader.FftMinKernel = saved;
+        }
+    }
+
     [Fact]
     public void Gaussian_noise_sigma_on_a_flat_image_is_the_planned_sigma_within_the_configured_range()
     {
