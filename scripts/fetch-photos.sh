@@ -53,6 +53,7 @@ for entry in "${SOURCES[@]}"; do
     deb="$(ls "$CACHE/${pkg}_"*.deb | head -n1)"
   fi
 
+  version="$(dpkg-deb -f "$deb" Version)"  # the cached .deb may be older than apt's candidate
   dest="$WORK/$pkg"
   mkdir -p "$dest"
   dpkg-deb -x "$deb" "$dest"
