@@ -160,7 +160,7 @@ public sealed class Degrader
         var img = x.detach().cpu().to(ScalarType.Float32);
         if (gray)
         {
-            img = (img[.., 0..1] * 0.299f + img[.., 1..2] * 0.587f + img[.., 2..3] * 0.114f);
+            img = img[.., 0..1] * 0.2989f + img[.., 1..2] * 0.587f + img[.., 2..3] * 0.114f; // torchvision rgb_to_grayscale
         }
         var levels = img.mul(255).round().clamp(0, 255);
         img = levels.div(255);
