@@ -64,7 +64,7 @@ public static class MediaProbe
              "-read_intervals", "%+#2000", "--", path], ct);
         if (code != 0)
         {
-            string cause = FfmpegTools.Cause(stderr, path, maxLines: 1);
+            string cause = FfmpegTools.Cause(stderr, path);
             throw new MediaException(path, $"not a video ffmpeg can read ({cause})");
         }
         JsonDocument doc;
