@@ -64,5 +64,7 @@ public class FrameTensorsTests
         Assert.Equal(65535, BitConverter.ToUInt16(f16.Data, 4));
         Assert.Equal(32768, BitConverter.ToUInt16(f16.Data, 10));
         Assert.Throws<ArgumentException>(() => FrameTensors.ToFrame(zeros(2, 4, 4), 8, 0));
+        using var nan = full(3, 2, 2, float.NaN);
+        Assert.All(FrameTensors.ToFrame(nan, 8, 0).Data, v => Assert.Equal(0, v));
     }
 }
