@@ -62,6 +62,7 @@ internal sealed class FfmpegFrameSource : FrameSourceBase
         try
         {
             var stdout = process.StandardOutput.BaseStream;
+            FfmpegTools.EnlargePipe(stdout);
             long frameBytes = VideoFrame.ByteCount(Width, Height, Depth);
             double frameDuration = FrameRate.Inverse().ToDouble();
             long index = 0;

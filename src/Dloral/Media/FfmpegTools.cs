@@ -1,5 +1,7 @@
 using System.ComponentModel;
 using System.Diagnostics;
+using System.IO.Pipes;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Dloral.Media;
@@ -52,6 +54,28 @@ internal static class FfmpegTools
             return (process.ExitCode, stdout, tail.Text);
         }
     }
+
+    /// <summary>
+    /// Raises a pipe's capacity to 1 MB (Linux F_SETPIPE_SZ; the default is 64 KB): a 720p RGB frame then moves in
+    /// 3 chunks instead of 42, which cuts context switches between us and ffmpeg by an order of magnitude.
+    /// Best effort: no effect elsewhere or when the system limit is lower.
+    /// </summary>
+    public static void EnlargePipe(Stream stream)
+    {
+        if (!OperatingSystem.IsLinux() || stream is not PipeStream pipe) return;
+        try
+        {
+            int fd = (int)pipe.SafePipeHandle.DangerousGetHandle();
+            _ = fcntl(fd, FSetPipeSize, 1 << 20);
+        }
+        catch (EntryPointNotFoundException) { }
+        catch (DllNotFoundException) { }
+    }
+
+    private const int FSetPipeSize = 1031;
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int fcntl(int fd, int cmd, int arg);
 
     public static void KillQuietly(Process process)
     {

@@ -198,6 +198,7 @@ public sealed class FrameWriter : IFrameSink
         }
         (_process, _stderr) = FfmpegTools.Start(FfmpegTools.Ffmpeg, args, redirectStdin: true, redirectStdout: false);
         _stdin = _process.StandardInput.BaseStream;
+        FfmpegTools.EnlargePipe(_stdin);
     }
 
     private void AddVideoArguments(List<string> args)
