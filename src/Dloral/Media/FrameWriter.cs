@@ -28,6 +28,10 @@ public sealed class FrameWriter : IFrameSink
         _temp = temp;
         _options = options;
         _cancelRegistration = options.CancellationToken.Register(() => { if (_process is { } p) FfmpegTools.KillQuietly(p); });
+        if (kind != OutputKind.Video && options.SourceInfo is { Kind: MediaKind.Video } src
+            && ((options.CopyAudio && src.HasAudio) || (options.CopySubtitles && src.HasSubtitles)))
+            Warn($"{Path.GetFileName(outputPath.TrimEnd(Path.DirectorySeparatorChar))}: " +
+                 $"{(kind == OutputKind.Image ? "an image" : "a folder of PNG frames")} holds no audio or subtitles: the input's are not kept");
     }
 
     /// <summary>

@@ -155,17 +155,19 @@ public sealed class FrameWriterTests : IDisposable
     [Fact]
     public void Folder_output_gets_numbered_lossless_png_frames()
     {
-        string input = _media.Video("in.mp4", frames: 3);
+        string input = _media.Video("in.mp4", frames: 3, audio: true);
         string folder = _media.PathOf("frames");
 
-        Copy(input, folder);
+        var (_, warnings) = Copy(input, folder);
 
+        Assert.Contains(warnings, w => w.Contains("no audio", StringComparison.Ordinal));
         Assert.Equal(["frame_000001.png", "frame_000002.png", "frame_000003.png"],
             Directory.GetFiles(folder).Select(Path.GetFileName).Order());
         using var a = FrameSource.Open(input);
         using var b = FrameSource.Open(folder);
         Assert.Equal(a.Select(f => f.Data), b.Select(f => f.Data));
         Assert.DoesNotContain(Directory.GetFileSystemEntries(_media.Dir), e => Path.GetFileName(e).StartsWith('.'));
+        Assert.Equal(1, TestMedia.CountStreams(input, "audio"));
     }
 
     [Fact]
