@@ -239,11 +239,12 @@ public sealed class FrameWriter : IFrameSink
                     if (ext is ".mp4" or ".mov") args.AddRange(["-tag:v", "hvc1"]);
                 }
                 // RGB → YUV with BT.709 and tagged as such, so players and our reader convert back with the same matrix.
-                args.AddRange(["-vf", "scale=out_color_matrix=bt709:out_range=tv",
+                args.AddRange(["-vf", "scale=out_color_matrix=bt709:out_range=tv" + SetSar(),
                     "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]);
                 break;
             case VideoCodec.Ffv1:
                 args.AddRange(["-c:v", "ffv1", "-level", "3", "-g", "1", "-pix_fmt", _depth == 16 ? "gbrp16le" : "gbrp"]);
+                if (_options.SampleAspectRatio is not null) args.AddRange(["-vf", SetSar()[1..]]);
                 break;
         }
         for (int k = 0; k < copies.Count; k++)
@@ -260,6 +261,10 @@ public sealed class FrameWriter : IFrameSink
         if (format is "mp4" or "mov") args.AddRange(["-movflags", "+faststart"]);
         args.AddRange(["-f", format, _temp]);
     }
+
+    /// <summary>",setsar=8/9" for anamorphic sources (upscaling keeps the pixel shape), else empty.</summary>
+    private string SetSar() =>
+        _options.SampleAspectRatio is Rational sar ? ",setsar=" + sar.ToFractionString() : "";
 
     private void MoveIntoPlace()
     {

@@ -95,6 +95,9 @@ public static class MediaProbe
             int depth = desc.BitDepth;
             if (Int(video, "bits_per_raw_sample") is int raw && raw > depth && raw <= 16) depth = raw;
 
+            var sar = Rational.TryParse(Str(video, "sample_aspect_ratio"));
+            if (sar is Rational square && square.Numerator == square.Denominator) sar = null;
+            if (sar is Rational sr && swap) sar = sr.Inverse();
             var rFrameRate = Rational.TryParse(Str(video, "r_frame_rate"));
             var avgFrameRate = Rational.TryParse(Str(video, "avg_frame_rate"));
             var rate = isImage ? imageFrameRate ?? DefaultImageFrameRate : rFrameRate ?? avgFrameRate ?? new Rational(25, 1);
@@ -156,6 +159,7 @@ public static class MediaProbe
                 HasAlpha = desc.HasAlpha,
                 IsGray = desc.IsGray,
                 Rotation = rotation,
+                SampleAspectRatio = isImage ? null : sar,
                 IsVariableFrameRate = vfr,
                 VideoCodec = Str(video, "codec_name"),
                 FormatName = formatName,

@@ -66,6 +66,21 @@ public sealed class FrameWriterTests : IDisposable
     }
 
     [Fact]
+    public void Anamorphic_pixel_aspect_ratio_is_kept()
+    {
+        string input = _media.PathOf("dvd.mp4");
+        TestMedia.Ffmpeg("-f", "lavfi", "-i", "testsrc2=s=72x48:r=25", "-vf", "setsar=8/9", "-frames:v", "3",
+            "-c:v", "libx264", "-preset", "ultrafast", input);
+        string output = _media.PathOf("out.mkv");
+
+        Copy(input, output);
+
+        Assert.Equal(new Rational(8, 9), MediaProbe.Probe(input).SampleAspectRatio);
+        Assert.Equal(new Rational(8, 9), MediaProbe.Probe(output).SampleAspectRatio);
+        Assert.Null(MediaProbe.Probe(_media.Video("square.mp4", frames: 1)).SampleAspectRatio);
+    }
+
+    [Fact]
     public void Subtitles_are_copied_and_converted_for_the_container()
     {
         string input = _media.Video("in.mp4", frames: 10, audio: true, subtitles: true);
