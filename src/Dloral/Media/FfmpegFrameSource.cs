@@ -40,7 +40,7 @@ internal sealed class FfmpegFrameSource : FrameSourceBase
     {
         var args = new List<string> { "-hide_banner", "-nostdin", "-v", "error" };
         if (StartOffset > TimeSpan.Zero) args.AddRange(["-ss", Seconds(StartOffset.TotalSeconds)]);
-        args.AddRange(["-i", Info.Path]);
+        args.AddRange(["-i", FfmpegTools.FileUrl(Info.Path)]);
         args.AddRange(["-map", "0:" + Info.VideoStreamIndex.ToString(CultureInfo.InvariantCulture), "-an", "-sn", "-dn"]);
         // Passthrough: exactly the decoded frames (no duplicates at the start when video begins after audio).
         if (_toConstantRate) args.AddRange(["-fps_mode", "cfr", "-r", FrameRate.ToFractionString()]);

@@ -116,11 +116,16 @@ internal static class FfmpegTools
         return line;
     }
 
+    /// <summary>
+    /// "file:/full/path": ffmpeg would otherwise read "a:b.mp4" as protocol "a", "pipe:1" as a pipe, and so on.
+    /// </summary>
+    public static string FileUrl(string path) => "file:" + Path.GetFullPath(path);
+
     private static string StripPath(string line, string? path)
     {
         if (path is not null)
         {
-            foreach (var p in new[] { path, Path.GetFileName(path) })
+            foreach (var p in new[] { FileUrl(path), path, Path.GetFileName(path) })
                 if (p.Length > 0 && line.StartsWith(p + ": ", StringComparison.Ordinal)) return line[(p.Length + 2)..];
         }
         return line;

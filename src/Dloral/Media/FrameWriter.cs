@@ -190,14 +190,14 @@ public sealed class FrameWriter : IFrameSink
                 break;
             case OutputKind.ImageFolder:
                 args.AddRange(["-map", "0:v:0", "-pix_fmt", _depth == 16 ? "rgb48be" : "rgb24",
-                    "-start_number", "1", "-f", "image2", Path.Combine(_temp, "frame_%06d.png")]);
+                    "-start_number", "1", "-f", "image2", FfmpegTools.FileUrl(Path.Combine(_temp.Replace("%", "%%", StringComparison.Ordinal), "frame_%06d.png"))]);
                 break;
             case OutputKind.Image:
                 bool jpeg = !Path.GetExtension(_dest).Equals(".png", StringComparison.OrdinalIgnoreCase);
                 args.AddRange(["-map", "0:v:0", "-frames:v", "1", "-update", "1"]);
                 if (jpeg) args.AddRange(["-c:v", "mjpeg", "-q:v", "2", "-pix_fmt", "yuvj444p"]);
                 else args.AddRange(["-c:v", "png", "-pix_fmt", _depth == 16 ? "rgb48be" : "rgb24"]);
-                args.AddRange(["-f", "image2", _temp]);
+                args.AddRange(["-f", "image2", FfmpegTools.FileUrl(_temp)]);
                 break;
         }
         (_process, _stderr) = FfmpegTools.Start(FfmpegTools.Ffmpeg, args, redirectStdin: true, redirectStdout: false);
@@ -214,7 +214,7 @@ public sealed class FrameWriter : IFrameSink
         {
             if (_options.SourceStart > TimeSpan.Zero) args.AddRange(["-ss", Seconds(_options.SourceStart.TotalSeconds)]);
             if (_options.SourceDuration is TimeSpan d) args.AddRange(["-t", Seconds(d.TotalSeconds)]);
-            args.AddRange(["-i", source!.Path]);
+            args.AddRange(["-i", FfmpegTools.FileUrl(source!.Path)]);
         }
         args.AddRange(["-map", "0:v:0"]);
         foreach (var c in copies) args.AddRange(["-map", "1:" + c.StreamIndex.ToString(CultureInfo.InvariantCulture)]);
@@ -259,7 +259,7 @@ public sealed class FrameWriter : IFrameSink
         if (copies.Count > 0 && _options.SourceStart > TimeSpan.Zero) args.AddRange(["-ss", "0"]);
         string format = ext switch { ".mp4" => "mp4", ".mov" => "mov", _ => "matroska" };
         if (format is "mp4" or "mov") args.AddRange(["-movflags", "+faststart"]);
-        args.AddRange(["-f", format, _temp]);
+        args.AddRange(["-f", format, FfmpegTools.FileUrl(_temp)]);
     }
 
     /// <summary>",setsar=8/9" for anamorphic sources (upscaling keeps the pixel shape), else empty.</summary>

@@ -60,7 +60,7 @@ internal sealed class ImageFolderFrameSource : FrameSourceBase
     private byte[] DecodeOne(string file, long frameBytes, CancellationToken ct)
     {
         var (process, stderr) = FfmpegTools.Start(FfmpegTools.Ffmpeg,
-            ["-hide_banner", "-nostdin", "-v", "error", "-i", file, "-map", "0:v:0", "-frames:v", "1",
+            ["-hide_banner", "-nostdin", "-v", "error", "-i", FfmpegTools.FileUrl(file), "-map", "0:v:0", "-frames:v", "1",
              "-f", "rawvideo", "-pix_fmt", PixelFormatFor(Depth), "pipe:1"],
             redirectStdin: false, redirectStdout: true);
         using (process)

@@ -81,6 +81,23 @@ public sealed class FrameWriterTests : IDisposable
     }
 
     [Fact]
+    public void Awkward_file_names_are_not_read_as_protocols_or_patterns()
+    {
+        Directory.CreateDirectory(_media.PathOf("100%"));
+        string input = _media.Video(Path.Combine("100%", "-in:put %d.mp4"), frames: 3, audio: true);
+        string video = _media.PathOf(Path.Combine("100%", "pipe:1 %03d.mp4"));
+        string folder = _media.PathOf(Path.Combine("100%", "frames %d"));
+
+        Copy(input, video);
+        Copy(input, folder);
+
+        Assert.Equal(3, MediaProbe.Probe(video).FrameCount);
+        Assert.Equal(1, TestMedia.CountStreams(video, "audio"));
+        Assert.Equal(3, Directory.GetFiles(folder, "frame_*.png").Length);
+        Assert.Equal(3, MediaProbe.Probe(folder).FrameCount);
+    }
+
+    [Fact]
     public void Subtitles_are_copied_and_converted_for_the_container()
     {
         string input = _media.Video("in.mp4", frames: 10, audio: true, subtitles: true);
