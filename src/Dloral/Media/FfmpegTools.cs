@@ -12,6 +12,32 @@ internal static class FfmpegTools
     public static string Ffmpeg => Environment.GetEnvironmentVariable("DLORAL_FFMPEG") is { Length: > 0 } p ? p : "ffmpeg";
     public static string Ffprobe => Environment.GetEnvironmentVariable("DLORAL_FFPROBE") is { Length: > 0 } p ? p : "ffprobe";
 
+    private static readonly Lazy<Version?> ToolVersion = new(ReadVersion);
+
+    /// <summary>
+    /// The frame-rate mode option: "-fps_mode" since ffmpeg 5.1; older releases (Ubuntu 22.04 ships 4.4) only know "-vsync",
+    /// which takes the same values.
+    /// </summary>
+    public static string FpsModeOption => ToolVersion.Value is { } v && v < new Version(5, 1) ? "-vsync" : "-fps_mode";
+
+    private static Version? ReadVersion()
+    {
+        try
+        {
+            var (code, stdout, _) = Run(Ffmpeg, ["-hide_banner", "-version"], CancellationToken.None);
+            // "ffmpeg version 5.1.9-0+deb12u1 ..." (git builds say "N-..." and are new: null = unknown → modern options).
+            var words = stdout.Split(' ', 4);
+            if (code == 0 && words.Length > 2 && words[1] == "version")
+            {
+                var numeric = new string(words[2].TakeWhile(c => char.IsAsciiDigit(c) || c == '.').ToArray()).Trim('.');
+                if (!numeric.Contains('.', StringComparison.Ordinal)) numeric += ".0";
+                if (Version.TryParse(numeric, out var v)) return v;
+            }
+        }
+        catch (MediaException) { }
+        return null;
+    }
+
     /// <summary>Starts a tool with redirected pipes; stderr is drained into a tail buffer so the child never blocks on it.</summary>
     public static (Process Process, StderrTail Stderr) Start(string exe, IEnumerable<string> args, bool redirectStdin, bool redirectStdout)
     {
