@@ -98,6 +98,25 @@ public sealed class FrameWriterTests : IDisposable
     }
 
     [Fact]
+    public void Video_starting_after_audio_keeps_its_delay()
+    {
+        string plain = _media.Video("plain.mp4", rate: "25", frames: 10);
+        string input = _media.PathOf("late.mkv");
+        TestMedia.Ffmpeg("-itsoffset", "0.2", "-i", plain, "-f", "lavfi", "-t", "0.6", "-i", "sine=f=440:r=48000",
+            "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "libopus", input);
+        string output = _media.PathOf("out.mkv");
+
+        Copy(input, output);
+
+        static double Start(string path, string type) =>
+            double.Parse(TestMedia.FirstStream(path, type).GetProperty("start_time").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        double inDelay = Start(input, "video") - Start(input, "audio");
+        double outDelay = Start(output, "video") - Start(output, "audio");
+        Assert.InRange(inDelay, 0.15, 0.25);
+        Assert.InRange(outDelay, inDelay - 0.02, inDelay + 0.02);
+    }
+
+    [Fact]
     public void Subtitles_are_copied_and_converted_for_the_container()
     {
         string input = _media.Video("in.mp4", frames: 10, audio: true, subtitles: true);
