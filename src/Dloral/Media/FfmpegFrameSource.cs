@@ -17,7 +17,7 @@ internal sealed class FfmpegFrameSource : FrameSourceBase
         bool isVideo = info.Kind == MediaKind.Video;
         StartOffset = isVideo ? options.Start ?? TimeSpan.Zero : TimeSpan.Zero;
         _toConstantRate = isVideo && info.IsVariableFrameRate;
-        FrameRate = _toConstantRate ? info.AverageFrameRate ?? info.FrameRate : info.FrameRate;
+        FrameRate = _toConstantRate ? ConstantRateFor(info) : info.FrameRate;
         if (_toConstantRate)
             Warn($"{Path.GetFileName(info.Path)}: variable frame rate (nominal {info.FrameRate}, average {FrameRate} fps): " +
                  $"converted to constant {FrameRate} fps (frames are repeated or dropped on the constant grid, so audio stays in sync)");
@@ -32,6 +32,18 @@ internal sealed class FfmpegFrameSource : FrameSourceBase
         ExpectedFrames = expected;
     }
 
+    /// <summary>
+    /// The constant rate a VFR input is converted to: ffprobe's avg_frame_rate, else frames / duration (to 1/1000 fps).
+    /// Never the nominal r_frame_rate, which for VFR is often a timebase-like value (1000/1) and would duplicate frames wildly.
+    /// </summary>
+    private static Rational ConstantRateFor(MediaInfo info)
+    {
+        if (info.AverageFrameRate is Rational avg && avg.ToDouble() is > 0 and < 1000) return avg;
+        if (info.DurationSeconds > 0 && info.FrameCount > 0)
+            return new Rational(Math.Max(1, (long)Math.Round(info.FrameCount / info.DurationSeconds * 1000)), 1000);
+        return info.FrameRate;
+    }
+
     public override Rational FrameRate { get; }
     public override long ExpectedFrames { get; }
     public override TimeSpan StartOffset { get; }
@@ -40,11 +52,11 @@ internal sealed class FfmpegFrameSource : FrameSourceBase
     {
         var args = new List<string> { "-hide_banner", "-nostdin", "-v", "error" };
         if (StartOffset > TimeSpan.Zero) args.AddRange(["-ss", Seconds(StartOffset.TotalSeconds)]);
-        args.AddRange(["-i", Info.Path]);
+        args.AddRange(["-i", FfmpegTools.FileUrl(Info.Path)]);
         args.AddRange(["-map", "0:" + Info.VideoStreamIndex.ToString(CultureInfo.InvariantCulture), "-an", "-sn", "-dn"]);
         // Passthrough: exactly the decoded frames (no duplicates at the start when video begins after audio).
-        if (_toConstantRate) args.AddRange(["-fps_mode", "cfr", "-r", FrameRate.ToFractionString()]);
-        else args.AddRange(["-fps_mode", "passthrough"]);
+        if (_toConstantRate) args.AddRange([FfmpegTools.FpsModeOption, "cfr", "-r", FrameRate.ToFractionString()]);
+        else args.AddRange([FfmpegTools.FpsModeOption, "passthrough"]);
         long? limit = Info.Kind == MediaKind.Video ? Options.MaxFrames : 1;
         if (limit is long n) args.AddRange(["-frames:v", n.ToString(CultureInfo.InvariantCulture)]);
         args.AddRange(["-f", "rawvideo", "-pix_fmt", PixelFormatFor(Depth), "pipe:1"]);
@@ -62,6 +74,7 @@ internal sealed class FfmpegFrameSource : FrameSourceBase
         try
         {
             var stdout = process.StandardOutput.BaseStream;
+            FfmpegTools.EnlargePipe(stdout);
             long frameBytes = VideoFrame.ByteCount(Width, Height, Depth);
             double frameDuration = FrameRate.Inverse().ToDouble();
             long index = 0;
