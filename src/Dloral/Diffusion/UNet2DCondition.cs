@@ -23,7 +23,7 @@ public sealed class UNet2DCondition : nn.Module<Tensor, Tensor, Tensor, Tensor>
     private ModuleList<UNetDownBlock> down_blocks;
     private ModuleList<UNetUpBlock> up_blocks;
     private UNetMidBlock mid_block;
-    private GroupNorm conv_norm_out;
+    private Dloral.Nn.GroupNorm conv_norm_out;
     private nn.Module<Tensor, Tensor> conv_out;
     private readonly Func<Tensor, Tensor> _convAct;
     private readonly int _numUpsamplers;

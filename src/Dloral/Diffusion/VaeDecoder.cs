@@ -34,7 +34,7 @@ public sealed class VaeDecoder : nn.Module<Tensor, Tensor>
     private nn.Module<Tensor, Tensor> conv_in;
     private ModuleList<UpDecoderBlock2D> up_blocks;
     private UNetMidBlock2D mid_block;
-    private GroupNorm conv_norm_out;
+    private Dloral.Nn.GroupNorm conv_norm_out;
     private nn.Module<Tensor, Tensor> conv_out;
     private readonly Func<Tensor, Tensor> _act;
 

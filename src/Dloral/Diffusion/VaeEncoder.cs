@@ -34,7 +34,7 @@ public sealed class VaeEncoder : nn.Module<Tensor, Tensor>
     private nn.Module<Tensor, Tensor> conv_in;
     private ModuleList<DownEncoderBlock2D> down_blocks;
     private UNetMidBlock2D mid_block;
-    private GroupNorm conv_norm_out;
+    private Dloral.Nn.GroupNorm conv_norm_out;
     private nn.Module<Tensor, Tensor> conv_out;
     private readonly Func<Tensor, Tensor> _act;
 

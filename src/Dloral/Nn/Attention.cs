@@ -11,7 +11,7 @@ namespace Dloral.Nn;
 /// </summary>
 public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
 {
-    private GroupNorm? group_norm;
+    private Dloral.Nn.GroupNorm? group_norm;
     private nn.Module<Tensor, Tensor> to_q;
     private nn.Module<Tensor, Tensor> to_k;
     private nn.Module<Tensor, Tensor> to_v;

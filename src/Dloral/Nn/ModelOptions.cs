@@ -20,8 +20,7 @@ public sealed record ModelOptions(Device? Device = null, ScalarType DType = Scal
     internal nn.Module<Tensor, Tensor> Conv2d(long inChannels, long outChannels, long kernel, long stride = 1, long padding = 0, bool bias = true) =>
         nn.Conv2d(inChannels, outChannels, kernel, stride, padding, bias: bias, device: Device, dtype: DType);
 
-    internal TorchSharp.Modules.GroupNorm GroupNorm(long groups, long channels, double eps) =>
-        nn.GroupNorm(groups, channels, eps, affine: true, device: Device, dtype: DType);
+    internal GroupNorm GroupNorm(long groups, long channels, double eps) => new(groups, channels, eps, Device, DType);
 
     internal TorchSharp.Modules.LayerNorm LayerNorm(long dim, double eps, bool affine = true) =>
         nn.LayerNorm(dim, eps, elementwise_affine: affine, bias: true, device: Device, dtype: DType);

@@ -10,10 +10,10 @@ namespace Dloral.Nn;
 /// </summary>
 public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
 {
-    private GroupNorm norm1;
+    private Dloral.Nn.GroupNorm norm1;
     private nn.Module<Tensor, Tensor> conv1;
     private nn.Module<Tensor, Tensor>? time_emb_proj;
-    private GroupNorm norm2;
+    private Dloral.Nn.GroupNorm norm2;
     private nn.Module<Tensor, Tensor> conv2;
     private nn.Module<Tensor, Tensor>? conv_shortcut;
     private readonly Func<Tensor, Tensor> _act;

@@ -9,7 +9,7 @@ namespace Dloral.Nn;
 /// </summary>
 public sealed class Transformer2DModel : nn.Module<Tensor, Tensor?, Tensor>
 {
-    private GroupNorm norm;
+    private Dloral.Nn.GroupNorm norm;
     private nn.Module<Tensor, Tensor> proj_in;
     private ModuleList<BasicTransformerBlock> transformer_blocks;
     private nn.Module<Tensor, Tensor> proj_out;
