@@ -102,7 +102,7 @@ public sealed class DloralModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(frames);
         using var scope = NewDisposeScope();
-        using var posterior = Vae.Encode(frames);
+        using var posterior = Vae.Encode(frames.to(DTypeOf(Vae)));
         return (posterior.Mean * ScalingFactor).MoveToOuterDisposeScope();
     }
 
@@ -111,7 +111,7 @@ public sealed class DloralModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(latents);
         using var scope = NewDisposeScope();
-        return Vae.Decode(latents / ScalingFactor).clamp(-1.0, 1.0).MoveToOuterDisposeScope();
+        return Vae.Decode(latents.to(DTypeOf(Vae)) / ScalingFactor).clamp(-1.0, 1.0).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -126,8 +126,9 @@ public sealed class DloralModel : IDisposable
         if (frames.dim() != 5 || frames.shape[1] != 2)
             throw new ArgumentException($"DLoRAL works on (previous, current) windows: frames must be [n,2,3,H,W], got [{string.Join(",", frames.shape)}]", nameof(frames));
         using var scope = NewDisposeScope();
-        var r = Cfr.forward(frames, latents, uncertainty);
-        var unetIn = cat([r.AlignedFeatures.select(1, 1), r.FusedFeatures.select(1, 1)], 1);
+        var dt = DTypeOf(Cfr);
+        var r = Cfr.forward(frames.to(dt), latents.to(dt), uncertainty.to(dt));
+        var unetIn = cat([r.AlignedFeatures.select(1, 1), r.FusedFeatures.select(1, 1)], 1).to(DTypeOf(Unet));
         var moved = new CrossFrameRetrievalOutput(r.FusedFeatures.MoveToOuterDisposeScope(), r.WeightMap.MoveToOuterDisposeScope(),
                                                   r.AlignedFeatures.MoveToOuterDisposeScope());
         return (unetIn.MoveToOuterDisposeScope(), moved);
@@ -142,6 +143,7 @@ public sealed class DloralModel : IDisposable
             throw new ArgumentException($"UNet input must be [n,{DloralUnet.InChannels},h,w], got [{string.Join(",", unetInput.shape)}]", nameof(unetInput));
         using var scope = NewDisposeScope();
         long n = unetInput.shape[0];
+        unetInput = unetInput.to(DTypeOf(Unet));
         var ctx = promptEmbeds.to(unetInput.dtype, unetInput.device);
         if (ctx.shape[0] != n) ctx = ctx.expand(n, -1, -1);
         using var t = tensor(new[] { Timestep }, ScalarType.Int64, unetInput.device);
@@ -152,6 +154,7 @@ public sealed class DloralModel : IDisposable
     public Tensor Denoise(Tensor unetInput, Tensor promptEmbeds)
     {
         using var scope = NewDisposeScope();
+        unetInput = unetInput.to(DTypeOf(Unet));
         var pred = PredictNoise(unetInput, promptEmbeds);
         return (unetInput.narrow(1, 4, 4) - pred).MoveToOuterDisposeScope();
     }
@@ -183,6 +186,9 @@ public sealed class DloralModel : IDisposable
             weightMap.MoveToOuterDisposeScope());
         return result;
     }
+
+    /// <summary>The dtype a module computes in (its first parameter's), so mixed-precision parts can be chained.</summary>
+    private static ScalarType DTypeOf(nn.Module module) => module.parameters().First().dtype;
 
     public void Dispose()
     {
