@@ -48,6 +48,7 @@ public sealed class DloralModel : IDisposable
     public const long ReferenceTimestep = 1;
 
     private DloralAdapterOptions _adapters = new();
+    private bool _configured;
 
     /// <param name="vae">The SD VAE (frozen).</param>
     /// <param name="unet">The SD UNet already turned into DLoRAL's (8-channel conv_in, six adapters; see <see cref="DloralUnet"/>).</param>
@@ -86,15 +87,20 @@ public sealed class DloralModel : IDisposable
     /// <summary>The current adapter configuration.</summary>
     public DloralAdapterOptions Adapters => _adapters;
 
-    /// <summary>Selects stage / detail and merged or unmerged adapters.</summary>
+    /// <summary>
+    /// Selects stage / detail and merged or unmerged adapters. A no-op when nothing changes: with bfloat16 weights every
+    /// unmerge/merge cycle rounds the base weights again, so they are only re-merged when the configuration changes.
+    /// </summary>
     public void Configure(DloralAdapterOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (!double.IsFinite(options.Detail)) throw new ArgumentOutOfRangeException(nameof(options), options.Detail, "detail must be finite");
+        if (_configured && options == _adapters) return;
         LoraModel.Unmerge(Unet);
         DloralAdapters.Activate(Unet, options.EffectiveDetail);
         if (options.MergeAdapters) LoraModel.Merge(Unet);
         _adapters = options;
+        _configured = true;
     }
 
     /// <summary>Frames [n,3,H,W] in [−1,1] → scaled latents [n,4,H/8,W/8] = mean·scaling_factor (deterministic).</summary>
