@@ -166,6 +166,28 @@ public sealed class DloralModel : IDisposable
     }
 
     /// <summary>
+    /// CFR + UNet for a window at any size: frames [n,2,3,H,W], scaled latents [n,2,4,h,w], uncertainty [n,1,1,h,w] →
+    /// x_denoised [n,4,h,w]. With a <paramref name="tiler"/> and a latent larger than tile², CFR and UNet run per
+    /// latent tile (pixels, latents and uncertainty cropped alike) and the fused current latent and ε̂ are blended with
+    /// the Gaussian tile weights before x = z − ε̂, as the reference's tiled branch does; otherwise it is the plain step.
+    /// </summary>
+    public Tensor DenoiseWindow(Tensor frames, Tensor latents, Tensor uncertainty, Tensor promptEmbeds, LatentTiler? tiler = null)
+    {
+        ArgumentNullException.ThrowIfNull(latents);
+        using var scope = NewDisposeScope();
+        int h = (int)latents.shape[^2], w = (int)latents.shape[^1], f = Vae.DownscaleFactor;
+        Tensor Tile(LatentTile t)
+        {
+            var (unetIn, r) = Fuse(t.Slice(frames, f), t.Slice(latents), t.Slice(uncertainty));
+            r.Dispose();
+            var pred = PredictNoise(unetIn, promptEmbeds);
+            return cat([unetIn.narrow(1, 4, 4).to(pred.dtype), pred], 1); // blended together: same weights for both
+        }
+        var blended = tiler is null ? Tile(new LatentTile(0, 0, h, w)) : tiler.Run(h, w, Tile);
+        return (blended.narrow(1, 0, 4) - blended.narrow(1, 4, 4)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// The whole step for a window: frames [n,2,3,H,W] in [−1,1] (previous, current), uncertainty [n,1,1,H/8,W/8],
     /// prompt embeddings [1 or n,77,C]. <paramref name="latents"/> ([n,2,4,h,w]) may be given to reuse cached encodings.
     /// </summary>
