@@ -87,6 +87,13 @@ internal sealed class FfmpegFrameSource : FrameSourceBase
                 throw new MediaException(Info.Path, index == 0
                     ? $"not a video ffmpeg can read ({FfmpegTools.Cause(stderr.Text, Info.Path)})"
                     : $"decoding failed after {index} frames ({FfmpegTools.Cause(stderr.Text, Info.Path)})");
+            // ffmpeg exits 0 on a truncated file after decoding what it could: an exact count that falls short,
+            // with errors on stderr, means damage, and silently writing a shorter output would hide it.
+            string errors = stderr.Text;
+            if (index > 0 && Info.FrameCountExact && !_toConstantRate && index < ExpectedFrames - (StartOffset > TimeSpan.Zero ? 1 : 0)
+                && errors.Trim().Length > 0)
+                throw new MediaException(Info.Path,
+                    $"decoding stopped after {index} of {ExpectedFrames} frames ({FfmpegTools.Cause(errors, Info.Path)}): the file looks truncated or damaged");
             if (index == 0)
                 throw new MediaException(Info.Path, StartOffset > TimeSpan.Zero
                     ? $"no video frames after the start time {StartOffset} (the input lasts {Info.DurationSeconds:0.###} s)"

@@ -22,6 +22,9 @@ internal static class FfmpegTools
             CreateNoWindow = true,
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        // DLORAL_TRACE_FFMPEG=1 prints every command line: the quickest way to reproduce a media problem by hand.
+        if (Environment.GetEnvironmentVariable("DLORAL_TRACE_FFMPEG") == "1")
+            Console.Error.WriteLine("[dloral] " + exe + " " + string.Join(' ', psi.ArgumentList.Select(a => a.Contains(' ', StringComparison.Ordinal) ? $"'{a}'" : a)));
         Process process;
         try
         {
@@ -70,10 +73,23 @@ internal static class FfmpegTools
             .Where(l => l.Length > 0 && !l.StartsWith("Conversion failed", StringComparison.Ordinal)
                         && !l.StartsWith("Error initializing output stream", StringComparison.Ordinal)
                         && !l.StartsWith("Last message repeated", StringComparison.Ordinal))
-            .Select(l => StripPath(l, path))
+            .Select(l => StripPath(StripContext(l), path))
+            .Where(l => l.Length > 0)
+            .Distinct()
             .ToList();
         if (lines.Count == 0) return "no error message from ffmpeg";
         return string.Join("; ", lines.Skip(Math.Max(0, lines.Count - maxLines)));
+    }
+
+    /// <summary>Drops ffmpeg's "[mov,mp4 @ 0x55d0...] " context prefix: the address is noise for a user.</summary>
+    private static string StripContext(string line)
+    {
+        if (line.StartsWith('[') && line.IndexOf(" @ 0x", StringComparison.Ordinal) is int at && at > 0)
+        {
+            int close = line.IndexOf("] ", at, StringComparison.Ordinal);
+            if (close > 0) return line[(close + 2)..].Trim();
+        }
+        return line;
     }
 
     private static string StripPath(string line, string? path)

@@ -248,6 +248,9 @@ public sealed class FrameWriter : IFrameSink
             args.AddRange([$"-c:{spec}", c.Codec]);
             if (c.Codec == "aac") args.AddRange([$"-b:{spec}", "192k"]);
         }
+        // Stream copy after an input seek starts at the keyframe before it, with negative timestamps; an output
+        // seek to 0 drops those packets so the copied audio starts with the first frame (MP4 and Matroska alike).
+        if (copies.Count > 0 && _options.SourceStart > TimeSpan.Zero) args.AddRange(["-ss", "0"]);
         string format = ext switch { ".mp4" => "mp4", ".mov" => "mov", _ => "matroska" };
         if (format is "mp4" or "mov") args.AddRange(["-movflags", "+faststart"]);
         args.AddRange(["-f", format, _temp]);

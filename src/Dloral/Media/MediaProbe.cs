@@ -59,10 +59,12 @@ public static class MediaProbe
     private static MediaInfo ProbeFile(string path, Rational? imageFrameRate, CancellationToken ct)
     {
         var (code, stdout, stderr) = FfmpegTools.Run(FfmpegTools.Ffprobe,
-            ["-v", "error", "-of", "json", "-show_format", "-show_streams", "--", path], ct);
+            // Packet timestamps of the first 2000 packets come in the same call: they reveal variable frame rate.
+            ["-v", "error", "-of", "json", "-show_format", "-show_streams", "-show_entries", "packet=stream_index,pts_time",
+             "-read_intervals", "%+#2000", "--", path], ct);
         if (code != 0)
         {
-            string cause = FfmpegTools.Cause(stderr, path, maxLines: 1);
+            string cause = FfmpegTools.Cause(stderr, path);
             throw new MediaException(path, $"not a video ffmpeg can read ({cause})");
         }
         JsonDocument doc;
@@ -118,7 +120,7 @@ public static class MediaProbe
                 if (frames == 0) throw new MediaException(path, "contains no video frames");
             }
 
-            bool vfr = !isImage && IsVariableFrameRate(path, videoIndex, rFrameRate, avgFrameRate, ct);
+            bool vfr = !isImage && IsVariableFrameRate(VideoPacketTimes(root, videoIndex));
 
             var audio = new List<AudioStreamInfo>();
             var subtitles = new List<SubtitleStreamInfo>();
@@ -201,21 +203,23 @@ public static class MediaProbe
         return ((long)Math.Round(duration * rate.ToDouble()), false);
     }
 
+    private static double[] VideoPacketTimes(JsonElement root, int videoIndex)
+    {
+        if (!root.TryGetProperty("packets", out var packets)) return [];
+        return packets.EnumerateArray()
+            .Where(p => Int(p, "stream_index") == videoIndex)
+            .Select(p => Dbl(p, "pts_time"))
+            .OfType<double>()
+            .Order()
+            .ToArray();
+    }
+
     /// <summary>
     /// VFR when the presentation timestamps of the first packets are irregular (sorted, so B-frame reordering does
     /// not count); a difference between r_frame_rate and avg_frame_rate alone is common in CFR files and not enough.
     /// </summary>
-    private static bool IsVariableFrameRate(string path, int index, Rational? r, Rational? avg, CancellationToken ct)
+    private static bool IsVariableFrameRate(double[] pts)
     {
-        var (code, stdout, _) = FfmpegTools.Run(FfmpegTools.Ffprobe,
-            ["-v", "error", "-select_streams", index.ToString(CultureInfo.InvariantCulture), "-read_intervals", "%+#2000",
-             "-show_entries", "packet=pts_time", "-of", "csv=p=0", "--", path], ct);
-        if (code != 0) return r is Rational a && avg is Rational b && Math.Abs(a.ToDouble() - b.ToDouble()) > 0.01 * a.ToDouble();
-        var pts = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(l => double.TryParse(l.TrimEnd(','), NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : double.NaN)
-            .Where(v => !double.IsNaN(v))
-            .Order()
-            .ToArray();
         if (pts.Length < 3) return false;
         var deltas = new double[pts.Length - 1];
         for (int i = 1; i < pts.Length; i++) deltas[i - 1] = pts[i] - pts[i - 1];

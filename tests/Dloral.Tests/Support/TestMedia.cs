@@ -48,6 +48,8 @@ public sealed class TestMedia : IDisposable
         if (codec == "libx265") args.AddRange(["-x265-params", "log-level=error"]);
         if (audio) args.AddRange(["-c:a", audioCodec ?? (name.EndsWith(".mkv", StringComparison.Ordinal) ? "libopus" : "aac")]);
         if (subtitles) args.AddRange(["-c:s", name.EndsWith(".mkv", StringComparison.Ordinal) ? "srt" : "mov_text"]);
+        if (width % 2 != 0 || height % 2 != 0)
+            args.AddRange(["-vf", $"scale={width}:{height}"]); // testsrc2 rounds odd sizes down to even
         if (rotate is int r)
         {
             // ffmpeg 5.1 sets the display matrix from the "rotate" tag only when stream-copying.
@@ -70,15 +72,18 @@ public sealed class TestMedia : IDisposable
     public string VariableFrameRateVideo(string name = "vfr.mp4", int fastFrames = 15, int slowFrames = 15, int width = 64, int height = 48)
     {
         string output = PathOf(name);
+        string silent = PathOf("silent-" + name);
         int total = fastFrames + slowFrames;
         double seconds = fastFrames / 30.0 + slowFrames / 15.0;
         string f = fastFrames.ToString(CultureInfo.InvariantCulture);
         Ffmpeg("-f", "lavfi", "-i", $"testsrc2=s={width}x{height}:r=30",
-            "-f", "lavfi", "-t", seconds.ToString("0.######", CultureInfo.InvariantCulture), "-i", "sine=f=440:r=48000",
-            "-map", "0:v", "-map", "1:a",
             "-vf", $"setpts='if(lt(N,{f}),N/30,{f}/30+(N-{f})/15)/TB'", "-fps_mode", "vfr",
             "-frames:v", total.ToString(CultureInfo.InvariantCulture),
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", output);
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", silent);
+        // Audio added in a second pass: a frame limit in the first would also cut the audio short.
+        Ffmpeg("-i", silent, "-f", "lavfi", "-t", seconds.ToString("0.######", CultureInfo.InvariantCulture), "-i", "sine=f=440:r=48000",
+            "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", output);
+        File.Delete(silent);
         return output;
     }
 
