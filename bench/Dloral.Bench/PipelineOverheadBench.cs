@@ -28,15 +28,10 @@ internal static class PipelineOverheadBench
         var stages = new Dictionary<string, double>
         {
             ["decode only (FrameSource)"] = Time(() => { using var s = FrameSource.Open(shortClip); foreach (var _ in s) { } }),
-            ["decode + tensor round trip (Media.FrameTensors, torch ops)"] = Time(() =>
+            ["decode + tensor round trip (FrameTensors)"] = Time(() =>
             {
                 using var s = FrameSource.Open(shortClip);
                 foreach (var f in s) { using var t = FrameTensors.ToTensor(f); FrameTensors.ToFrame(t, 8, f.Index); }
-            }),
-            ["decode + tensor round trip (Pipeline.FrameConversion, loops)"] = Time(() =>
-            {
-                using var s = FrameSource.Open(shortClip);
-                foreach (var f in s) { using var t = FrameConversion.ToTensor(f); FrameConversion.ToFrame(t, 8, f.Index); }
             }),
             ["decode + identity job + encode (in-process)"] = Time(() =>
             {
