@@ -22,7 +22,8 @@ public static class UpscaleCommand
         var codec = new Option<string>("--codec") { Description = "Video codec: h264 (default, CRF 18), h265, or ffv1 (lossless, best in .mkv).", DefaultValueFactory = _ => "h264" };
         codec.AcceptOnlyFromAmong("h264", "h265", "ffv1");
         var crf = new Option<int?>("--crf") { Description = "Quality for h264/h265: 0 (lossless) .. 51 (worst); default 18 (h264), 20 (h265)." };
-        var preset = new Option<string?>("--preset") { Description = "x264/x265 speed preset: ultrafast .. veryslow (default medium)." };
+        var preset = new Option<string?>("--preset") { Description = "x264/x265 speed preset (default medium): faster presets encode quicker at a larger file size." };
+        preset.AcceptOnlyFromAmong("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo");
         var start = new Option<string?>("--start") { Description = "Start this far into the input: seconds (12.5), mm:ss or hh:mm:ss.ms." };
         var frames = new Option<long?>("--frames", "-n") { Description = "Process at most this many frames." };
         var overwrite = new Option<bool>("--overwrite", "-y") { Description = "Replace OUTPUT if it exists (otherwise an existing output is an error)." };
