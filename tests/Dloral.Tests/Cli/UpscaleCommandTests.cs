@@ -205,8 +205,9 @@ public sealed class UpscaleCommandInputKindTests : IDisposable
         var expected = new[] { "frame_1.png", "frame_2.png", "frame_10.png" }.Select(n => FirstPixel(Path.Combine(folder, n))).ToArray();
         Assert.NotEqual(expected[1], expected[2]);
         var output = _media.PathOf("seq.mkv");
-        var r = CliRunner.Run("upscale", folder, "-o", output, "--scale", "1", "--model", "identity", "--codec", "ffv1");
+        var r = CliRunner.Run("upscale", folder, "-o", output, "--scale", "1", "--model", "identity", "--codec", "ffv1", "--fps", "24000/1001");
         Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal("24000/1001", TestMedia.FirstStream(output, "video").GetProperty("r_frame_rate").GetString());
         var tmp = _media.PathOf("seq.rgb");
         TestMedia.Ffmpeg("-i", output, "-f", "rawvideo", "-pix_fmt", "rgb24", tmp);
         var rgb = File.ReadAllBytes(tmp);
