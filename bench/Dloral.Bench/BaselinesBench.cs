@@ -36,6 +36,11 @@ internal static class BaselinesBench
             images.Add(("golden noise 15x12", lq.data<byte>().ToArray(), 15, 12));
             using var pb = f.Load("resize.out.bicubic_x4_u8");
             pilBicubic = pb.data<byte>().ToArray();
+            // Pillow LANCZOS shrinking 60x48 -> 56x48 (the golden case; Pillow widens the kernel to antialias).
+            using var pl = f.Load("resize.out.lanczos_60x48_to_56x48_u8");
+            var ours = Ours(pilBicubic, 60, 48, t => LanczosUpscaler.Resize(t, 48, 56));
+            var (m, x) = Diff(ours, pl.data<byte>().ToArray(), 56, 48, 0);
+            rows.Add(new Row("golden 60x48 -> 56x48", "lanczos (ours, a=3)", "Pillow LANCZOS (golden)", m, x, m, x));
         }
 
         foreach (var (name, rgb, w, h) in images)

@@ -22,6 +22,9 @@ public static class CommandErrors
         }
     }
 
+    private static bool IsEncoderFailure(MediaException e) =>
+        e.Cause.StartsWith("ffmpeg stopped encoding", StringComparison.Ordinal) || e.Cause.StartsWith("ffmpeg could not encode", StringComparison.Ordinal);
+
     /// <summary>Exit code and message for an exception (see <see cref="ExitCodes"/>).</summary>
     public static (int Code, string Message) Classify(Exception e, CancellationToken cancellationToken)
     {
@@ -30,6 +33,9 @@ public static class CommandErrors
         {
             OperationCanceledException when cancellationToken.IsCancellationRequested =>
                 (ExitCodes.Cancelled, "cancelled: partial output removed"),
+            // The encoder dying mid-run (disk full, broken pipe, ffmpeg crash) is a runtime failure, not bad input.
+            // MediaException has no kind yet, so its cause text tells (see Media/FrameWriter.cs).
+            MediaException m when IsEncoderFailure(m) => (ExitCodes.RuntimeFailure, "error: " + e.Message),
             UpscaleOptionsException or UsageException or MediaException or FileNotFoundException or DirectoryNotFoundException =>
                 (ExitCodes.BadInput, "error: " + e.Message),
             IOException or UnauthorizedAccessException or Win32Exception or ExternalException or OutOfMemoryException =>

@@ -26,6 +26,9 @@ public sealed record UpscaleOptions
     /// <summary>Process at most this many frames.</summary>
     public long? MaxFrames { get; init; }
 
+    /// <summary>Frame rate given to image-folder input (ignored for videos). Null = 25/1.</summary>
+    public Rational? ImageFrameRate { get; init; }
+
     /// <summary>Replace an existing output. Default false: an existing output is an error.</summary>
     public bool Overwrite { get; init; }
 

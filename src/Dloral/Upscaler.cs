@@ -63,6 +63,7 @@ public static class Upscaler
         {
             Start = options.Start,
             MaxFrames = options.MaxFrames,
+            ImageFrameRate = options.ImageFrameRate,
             OnWarning = Warn,
             CancellationToken = cancellationToken,
         });

@@ -22,9 +22,11 @@ public static class UpscaleCommand
         var codec = new Option<string>("--codec") { Description = "Video codec: h264 (default, CRF 18), h265, or ffv1 (lossless, best in .mkv).", DefaultValueFactory = _ => "h264" };
         codec.AcceptOnlyFromAmong("h264", "h265", "ffv1");
         var crf = new Option<int?>("--crf") { Description = "Quality for h264/h265: 0 (lossless) .. 51 (worst); default 18 (h264), 20 (h265)." };
-        var preset = new Option<string?>("--preset") { Description = "x264/x265 speed preset: ultrafast .. veryslow (default medium)." };
+        var preset = new Option<string?>("--preset") { Description = "x264/x265 speed preset (default medium): faster presets encode quicker at a larger file size." };
+        preset.AcceptOnlyFromAmong("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo");
         var start = new Option<string?>("--start") { Description = "Start this far into the input: seconds (12.5), mm:ss or hh:mm:ss.ms." };
         var frames = new Option<long?>("--frames", "-n") { Description = "Process at most this many frames." };
+        var fps = new Option<string?>("--fps") { Description = "Frame rate for an image-folder input, exact: 24, 25, 30000/1001 (default 25). Videos keep their own rate." };
         var overwrite = new Option<bool>("--overwrite", "-y") { Description = "Replace OUTPUT if it exists (otherwise an existing output is an error)." };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print nothing but errors." };
         var progress = new Option<string>("--progress")
@@ -38,7 +40,7 @@ public static class UpscaleCommand
 
         var command = new Command("upscale", "Upscale a video, an image or a folder of images. Writes to a temporary file beside OUTPUT and renames it at the end: on any failure or Ctrl-C nothing is left behind.")
         {
-            input, output, scale, model, codec, crf, preset, start, frames, overwrite, quiet, progress, threads, device,
+            input, output, scale, model, codec, crf, preset, start, frames, fps, overwrite, quiet, progress, threads, device,
         };
         command.SetAction((parse, ct) => CommandErrors.RunAsync(console, ct, async token =>
         {
@@ -52,6 +54,9 @@ public static class UpscaleCommand
                 Preset = parse.GetValue(preset),
                 Start = parse.GetValue(start) is { } s ? TimeParser.Parse(s, "--start") : null,
                 MaxFrames = parse.GetValue(frames),
+                ImageFrameRate = parse.GetValue(fps) is { } f
+                    ? Rational.TryParse(f) is { Numerator: > 0 } rate ? rate : throw new UsageException($"--fps: '{f}' is not a frame rate (use 25, 23.976 or 24000/1001)")
+                    : null,
                 Overwrite = parse.GetValue(overwrite),
                 Threads = parse.GetValue(threads),
                 Device = parse.GetValue(device)!,

@@ -71,7 +71,7 @@ public sealed class VideoUpscaleJob
         {
             foreach (var frame in decoded.GetConsumingEnumerable(stop.Token))
             {
-                ring.Add(FrameConversion.ToTensor(frame, _device));
+                ring.Add(FrameTensors.ToTensor(frame, _device));
                 received++;
                 // Lookahead: frame `next` can be produced once FramesAfter later frames are in.
                 while (received - 1 >= next + _upscaler.FramesAfter)
@@ -108,7 +108,7 @@ public sealed class VideoUpscaleJob
             {
                 var window = ring.Window(n, received - 1, _upscaler.FramesAfter);
                 var output = _upscaler.Upscale(window);
-                var frame = FrameConversion.ToFrame(output, depth, n);
+                var frame = FrameTensors.ToFrame(output, depth, n);
                 encoded.Add(frame, stop.Token);
             }
             ring.DropBefore(n + 1 - _upscaler.FramesBefore);

@@ -160,3 +160,73 @@ public sealed class UpscaleCommandTests : IDisposable
         }
     }
 }
+
+/// <summary>Inputs with odd sizes, extra streams, image folders and grayscale, end to end.</summary>
+public sealed class UpscaleCommandInputKindTests : IDisposable
+{
+    private readonly TestMedia _media = new();
+
+    public void Dispose() => _media.Dispose();
+
+    [Fact]
+    public void Odd_size_mkv_keeps_audio_and_subtitles()
+    {
+        // yuv444p: 4:2:0 cannot hold odd sizes; x3 keeps the output odd too (291x183).
+        var srt = _media.PathOf("odd.srt");
+        File.WriteAllText(srt, "1\n00:00:00,000 --> 00:00:00,200\nHello\n");
+        var input = _media.PathOf("odd.mkv");
+        TestMedia.Ffmpeg("-f", "lavfi", "-i", "testsrc=s=97x61:r=25", "-f", "lavfi", "-i", "sine=f=440:r=48000", "-i", srt,
+            "-map", "0:v", "-map", "1:a", "-map", "2:s", "-t", "0.32", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p",
+            "-c:a", "libopus", "-c:s", "srt", input);
+        Assert.Equal(97, TestMedia.FirstStream(input, "video").GetProperty("width").GetInt32());
+        var output = _media.PathOf("odd_x3.mkv");
+        var r = CliRunner.Run("upscale", input, "-o", output, "--scale", "3", "--preset", "ultrafast");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var v = TestMedia.FirstStream(output, "video");
+        Assert.Equal((291, 183), (v.GetProperty("width").GetInt32(), v.GetProperty("height").GetInt32()));
+        Assert.Equal(1, TestMedia.CountStreams(output, "audio"));
+        Assert.Equal(1, TestMedia.CountStreams(output, "subtitle"));
+    }
+
+    [Fact]
+    public void Image_folder_is_read_in_natural_order()
+    {
+        var folder = Directory.CreateDirectory(_media.PathOf("seq")).FullName;
+        // frame_10 must come after frame_2 (a plain string sort would put it second).
+        File.Move(_media.SolidImage("a.png", "red"), Path.Combine(folder, "frame_1.png"));
+        File.Move(_media.SolidImage("b.png", "lime"), Path.Combine(folder, "frame_2.png"));
+        File.Move(_media.SolidImage("c.png", "blue"), Path.Combine(folder, "frame_10.png"));
+        byte[] FirstPixel(string png)
+        {
+            var raw = _media.PathOf(Path.GetFileName(png) + ".rgb");
+            TestMedia.Ffmpeg("-i", png, "-f", "rawvideo", "-pix_fmt", "rgb24", raw);
+            return File.ReadAllBytes(raw)[..3];
+        }
+        var expected = new[] { "frame_1.png", "frame_2.png", "frame_10.png" }.Select(n => FirstPixel(Path.Combine(folder, n))).ToArray();
+        Assert.NotEqual(expected[1], expected[2]);
+        var output = _media.PathOf("seq.mkv");
+        var r = CliRunner.Run("upscale", folder, "-o", output, "--scale", "1", "--model", "identity", "--codec", "ffv1", "--fps", "24000/1001");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal("24000/1001", TestMedia.FirstStream(output, "video").GetProperty("r_frame_rate").GetString());
+        var tmp = _media.PathOf("seq.rgb");
+        TestMedia.Ffmpeg("-i", output, "-f", "rawvideo", "-pix_fmt", "rgb24", tmp);
+        var rgb = File.ReadAllBytes(tmp);
+        int frame = 16 * 12 * 3;
+        Assert.Equal(3 * frame, rgb.Length);
+        Assert.Equal(expected[0], rgb[..3]);
+        Assert.Equal(expected[1], rgb[frame..(frame + 3)]);
+        Assert.Equal(expected[2], rgb[(2 * frame)..(2 * frame + 3)]);
+    }
+
+    [Fact]
+    public void Grayscale_input_is_converted_with_a_warning_unless_quiet()
+    {
+        var input = _media.Image("gray.png", 16, 12, pixelFormat: "gray");
+        var r = CliRunner.Run("upscale", input, "-o", _media.PathOf("gray_x2.png"), "--scale", "2");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("warning", r.Stderr);
+        var q = CliRunner.Run("upscale", input, "-o", _media.PathOf("gray_x2b.png"), "--scale", "2", "--quiet");
+        Assert.Equal(0, q.ExitCode);
+        Assert.Equal("", q.Stderr);
+    }
+}

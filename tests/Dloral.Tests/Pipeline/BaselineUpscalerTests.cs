@@ -59,7 +59,7 @@ public class BaselineUpscalerTests
         var (mean, max) = Diff(expected, ours);
         // Pillow rounds to 8 bits between its two passes and uses 22-bit fixed-point weights; we do not.
         Assert.True(max <= 1, $"max diff {max} levels");
-        Assert.True(mean < 0.2, $"mean diff {mean:F3} levels");
+        Assert.True(mean < 0.02, $"mean diff {mean:F3} levels"); // measured: 0 (identical)
     }
 
     [Fact]
