@@ -67,6 +67,7 @@ public static class Program
         root.Add(UpscaleCommand.Create(console));
         root.Add(InfoCommand.Create(console));
         root.Add(ModelsCommand.Create(console));
+        root.Add(DegradeCommand.Create(console));
         AppendExitCodesToHelp(root);
         return root;
     }
