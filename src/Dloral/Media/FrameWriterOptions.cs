@@ -43,6 +43,9 @@ public sealed record FrameWriterOptions
     /// <summary>Length of source taken (frames / rate) when the reader stopped early (MaxFrames); null = to the end.</summary>
     public TimeSpan? SourceDuration { get; init; }
 
+    /// <summary>Delay of the first frame against the source's audio (video starting after audio); kept so audio stays in sync.</summary>
+    public TimeSpan VideoOffset { get; init; }
+
     /// <summary>Receives warnings (odd size → yuv444p, stream dropped or re-encoded...). Also kept in <see cref="IFrameSink.Warnings"/>.</summary>
     public Action<string>? OnWarning { get; init; }
 
@@ -58,10 +61,17 @@ public sealed record FrameWriterOptions
         ArgumentNullException.ThrowIfNull(source);
         bool isVideo = source.Info.Kind == MediaKind.Video;
         TimeSpan? duration = null;
-        if (source.Options.MaxFrames is long max && max < source.Info.FrameCount + 1)
-            duration = TimeSpan.FromSeconds(Math.Min(max, source.ExpectedFrames) / source.FrameRate.ToDouble());
+        if (source.Options.MaxFrames is long max && max <= source.ExpectedFrames)
+            duration = TimeSpan.FromSeconds(max / source.FrameRate.ToDouble());
+        // The reader's first frame sits at max(0, videoStart - start - Start) once ffmpeg shifts the input to 0;
+        // a VFR source converted to CFR already fills that gap with repeated frames.
+        var info = source.Info;
+        double offset = isVideo && !info.IsVariableFrameRate
+            ? Math.Max(0, info.VideoStartTimeSeconds - info.StartTimeSeconds - source.StartOffset.TotalSeconds)
+            : 0;
         return new FrameWriterOptions
         {
+            VideoOffset = TimeSpan.FromSeconds(offset),
             FrameRate = source.FrameRate,
             SourcePath = source.Info.Path,
             SourceInfo = source.Info,
