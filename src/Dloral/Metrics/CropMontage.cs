@@ -19,7 +19,8 @@ public static class CropMontage
         using (var canvas = new SKCanvas(bitmap))
         {
             canvas.Clear(SKColors.White);
-            using var font = new SKFont(SKTypeface.Default, 14);
+            using var typeface = LabelTypeface();
+            using var font = new SKFont(typeface, 14);
             using var paint = new SKPaint { Color = SKColors.Black, IsAntialias = true };
             for (int i = 0; i < crops.Tiles.Count; i++)
             {
@@ -37,6 +38,27 @@ public static class CropMontage
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         using var file = File.Create(path);
         data.SaveTo(file);
+    }
+
+    /// <summary>
+    /// The self-contained Skia build has no fontconfig, so its default typeface draws nothing: load a common
+    /// TrueType font from disk (DejaVu ships with Debian images). Without one, tiles stay unlabelled and the
+    /// Markdown report lists the column order.
+    /// </summary>
+    private static SKTypeface LabelTypeface()
+    {
+        string[] candidates =
+        [
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed.ttf",
+            "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+            "/usr/share/fonts/TTF/DejaVuSans.ttf",
+            "/Library/Fonts/Arial.ttf",
+            "C:/Windows/Fonts/arial.ttf",
+        ];
+        foreach (var path in candidates)
+            if (File.Exists(path) && SKTypeface.FromFile(path) is { } face) return face;
+        return SKTypeface.CreateDefault();
     }
 
     private static SKBitmap ToBitmap(Tensor chw)
