@@ -9,6 +9,8 @@ public static class Program
     private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benchmarks = new()
     {
         ["pipeline-overhead"] = ("identity pipeline vs plain ffmpeg on a 720p clip: time ratio and peak RSS 5 s vs 60 s", PipelineOverheadBench.Run),
+        ["bicubic"] = ("end-to-end bicubic (decode, upscale, encode): fps, s/frame per stage, peak RSS; the reference row", BicubicEndToEndBench.Run),
+        ["micro-metrics"] = ("BenchmarkDotNet: flow warp, SSIM, PSNR, Lucas-Kanade flow, ResNet-18 feature distance at 256x256", MetricsMicroBench.Run),
         ["baselines"] = ("bicubic/lanczos vs ffmpeg swscale and Pillow: mean/max difference in 8-bit levels", BaselinesBench.Run),
     };
 
