@@ -1,0 +1,44 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Dloral.Temporal;
+
+/// <summary>
+/// Warps an image or feature map with a dense optical flow, exactly as the reference (mmagic/BasicVSR)
+/// <c>flow_warp</c>: <c>grid_sample</c> with <c>align_corners=True</c> at pixel position + flow.
+/// </summary>
+public static class FlowWarp
+{
+    /// <summary>
+    /// Samples <paramref name="x"/> [n,c,h,w] at (x + flow_x, y + flow_y).
+    /// </summary>
+    /// <param name="x">Input [n,c,h,w].</param>
+    /// <param name="flow">Flow [n,h,w,2] in pixels: x (width) offset first, then y. Not normalised.</param>
+    /// <param name="mode">Bilinear (default) or nearest sampling.</param>
+    /// <param name="padding">Zeros (default, used for latents) or border (used inside SPyNet).</param>
+    public static Tensor Warp(Tensor x, Tensor flow,
+        GridSampleMode mode = GridSampleMode.Bilinear,
+        GridSamplePaddingMode padding = GridSamplePaddingMode.Zeros)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(flow);
+        if (x.dim() != 4 || flow.dim() != 4 || flow.shape[3] != 2)
+            throw new ArgumentException($"flow_warp expects x [n,c,h,w] and flow [n,h,w,2]; got x [{string.Join(",", x.shape)}], flow [{string.Join(",", flow.shape)}]");
+        if (x.shape[2] != flow.shape[1] || x.shape[3] != flow.shape[2])
+            throw new ArgumentException($"flow_warp: spatial size of input ({x.shape[2]}x{x.shape[3]}) and flow ({flow.shape[1]}x{flow.shape[2]}) differ");
+
+        using var scope = NewDisposeScope();
+        long h = x.shape[2], w = x.shape[3];
+        var gy = arange(0, h, dtype: x.dtype, device: flow.device);
+        var gx = arange(0, w, dtype: x.dtype, device: flow.device);
+        var mesh = meshgrid([gy, gx], indexing: "ij");
+        var grid = stack([mesh[1], mesh[0]], 2); // [h,w,2], x then y
+        var gridFlow = grid + flow;
+        // Same operation order as the reference: 2*g / max(w-1,1) - 1.
+        var fx = gridFlow.select(3, 0).mul(2.0).div((double)Math.Max(w - 1, 1)).sub(1.0);
+        var fy = gridFlow.select(3, 1).mul(2.0).div((double)Math.Max(h - 1, 1)).sub(1.0);
+        var g = stack([fx, fy], 3).to_type(x.dtype);
+        return F.grid_sample(x, g, mode, padding, align_corners: true).MoveToOuterDisposeScope();
+    }
+}
