@@ -120,7 +120,9 @@ public static class VideoEvaluator
                 options.OnFrame?.Invoke(t + 1);
             }
             if (report is null) throw new EvalInputException($"no frames to evaluate in {string.Join(", ", inputs.Select(i => i.Path))}");
-            if (lastCrops is not null) report.Crops.Add(lastCrops);
+            // The last frame's crops, unless the last frame was already one of the chosen ones.
+            if (lastCrops is not null && report.Crops.All(c => c.FrameIndex < lastCrops.FrameIndex)) report.Crops.Add(lastCrops);
+            else if (lastCrops is not null) DisposeCrops(lastCrops);
             lastCrops = null;
             report.Seconds = watch.Elapsed.TotalSeconds;
             return report;
