@@ -36,6 +36,7 @@ public static class VideoEvaluator
         EvalReport? report = null;
         var previous = new Tensor?[inputs.Count + 1]; // row frames + gt (slot index = rowIndex, last = gt)
         long? expected = inputs.Select(i => i.ExpectedFrames).FirstOrDefault(e => e is not null);
+        if (expected is not null && options.MaxFrames is long max) expected = Math.Min(expected.Value, max);
         var cropFrames = new HashSet<long> { 0 };
         if (expected is > 2) cropFrames.Add(expected.Value / 2);
         CropSet? lastCrops = null;
