@@ -68,6 +68,8 @@ public static class Program
         root.Add(InfoCommand.Create(console));
         root.Add(ModelsCommand.Create(console));
         root.Add(DegradeCommand.Create(console));
+        root.Add(EvalCommand.Create(console));
+        root.Add(CompareCommand.Create(console));
         AppendExitCodesToHelp(root);
         return root;
     }
