@@ -1,6 +1,9 @@
 using System.ComponentModel;
 using System.Runtime.InteropServices;
+using Dloral.Checkpoints;
+using Dloral.Diffusion;
 using Dloral.Media;
+using Dloral.Metrics;
 using Dloral.Pipeline;
 
 namespace Dloral.Cli;
@@ -37,6 +40,9 @@ public static class CommandErrors
             // MediaException has no kind yet, so its cause text tells (see Media/FrameWriter.cs).
             MediaException m when IsEncoderFailure(m) => (ExitCodes.RuntimeFailure, "error: " + e.Message),
             UpscaleOptionsException or UsageException or MediaException or FileNotFoundException or DirectoryNotFoundException =>
+                (ExitCodes.BadInput, "error: " + e.Message),
+            // A weights/checkpoint file that is corrupt, unsafe or does not fit the model is bad input, not a crash.
+            SafeTensorsException or CheckpointFormatException or StateDictMismatchException or InvalidDataException or EvalInputException =>
                 (ExitCodes.BadInput, "error: " + e.Message),
             IOException or UnauthorizedAccessException or Win32Exception or ExternalException or OutOfMemoryException =>
                 (ExitCodes.RuntimeFailure, "error: " + e.Message),

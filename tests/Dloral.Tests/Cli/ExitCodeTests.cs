@@ -18,6 +18,9 @@ public class ExitCodeTests
         { new IOException("No space left on device"), 3 },
         { new Win32Exception(2, "ffmpeg not found"), 3 },
         { new AggregateException(new IOException("broken pipe")), 3 },
+        { new Dloral.Checkpoints.SafeTensorsException("w.safetensors", "header length runs past the end of the file"), 2 },
+        { new Dloral.Checkpoints.CheckpointFormatException("model.pkl", "truncated zip"), 2 },
+        { new InvalidDataException("unet: missing keys conv_in.weight"), 2 },
         { new NullReferenceException(), 1 },
     };
 
