@@ -4,6 +4,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-ffmpeg.sh || exit 2
+# xunit runs test classes in parallel inside one process, each with libtorch's thread pool:
+# sleeping (not spinning) idle OpenMP workers keeps 2 cores from being eaten by busy-waits.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 log=$(mktemp)
 dotnet test tests/Dloral.Tests/Dloral.Tests.csproj -c Release "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
