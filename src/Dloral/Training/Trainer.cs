@@ -88,8 +88,11 @@ public sealed class Trainer : IDisposable
             var diffusers = config.ResolvePath(config.Model.Diffusers);
             using (var prompts = PromptEncoder.FromDiffusersFolder(diffusers, _device))
             {
-                _promptEmbeds = prompts.Encode(config.Prompt).to_type(_dtype).DetachFromDisposeScope();
-                _negativeEmbeds = prompts.Encode(config.NegativePrompt).to_type(_dtype).DetachFromDisposeScope();
+                // Encode runs in inference mode; a clone made outside it can take part in autograd graphs.
+                using var pos = prompts.Encode(config.Prompt);
+                using var neg = prompts.Encode(config.NegativePrompt);
+                _promptEmbeds = pos.to_type(_dtype).clone().DetachFromDisposeScope();
+                _negativeEmbeds = neg.to_type(_dtype).clone().DetachFromDisposeScope();
             }
             if (config.Losses.Perceptual == "resnet18")
                 _perceptual = PerceptualLoss.Load(config.Losses.PerceptualOnnx is { } onnx ? config.ResolvePath(onnx) : null, _device);
