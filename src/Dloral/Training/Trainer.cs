@@ -26,6 +26,9 @@ public sealed class TrainerOptions
     /// <summary>Overrides the config's data folder.</summary>
     public string? DataFolder { get; init; }
 
+    /// <summary>Called after every step of <see cref="Trainer.Run"/> (progress UIs; tests cancel from here).</summary>
+    public Action<StepRecord>? OnStep { get; init; }
+
     /// <summary>Called after each checkpoint file is written (tests inject failures here).</summary>
     public Action<string>? AfterCheckpointFile { get; init; }
 }
@@ -296,6 +299,7 @@ public sealed class Trainer : IDisposable
             if (cancellationToken.IsCancellationRequested) { cancelled = true; break; }
             var r = TrainStep();
             records.Add(r);
+            _options.OnStep?.Invoke(r);
             if (Config.LogEvery > 0 && (Step % Config.LogEvery == 0 || Step == target)) _log.Progress(r, target);
             if (Config.CheckpointEvery > 0 && Step % Config.CheckpointEvery == 0) checkpoint = SaveCheckpoint(r.Loss);
             if (Config.ValidateEvery > 0 && Step % Config.ValidateEvery == 0) Validate();

@@ -23,21 +23,7 @@ public sealed class TrainingPhotos : IDisposable
 
 public class TrainerTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
 {
-    private static TrainingConfig Tiny(string data, string output, Action<TrainingConfig>? edit = null)
-    {
-        var c = new TrainingConfig { BaseDirectory = output, Output = output, Steps = 10, CheckpointEvery = 0, ValidateEvery = 0, LogEvery = 0 };
-        c.Model.Diffusers = GoldenData.PathOf("tiny_sd");
-        c.Model.Checkpoint = GoldenData.PathOf("checkpoint", "model.pkl");
-        c.Model.EnforceReferenceMinimumSize = false;
-        c.Data.Folder = data;
-        c.Data.Crop = 64;
-        c.Data.Degradation = "light";
-        c.Data.VideoCompression = false;
-        c.Losses.CsdTeacher = GoldenData.PathOf("tiny_sd");
-        edit?.Invoke(c);
-        c.Validate();
-        return c;
-    }
+    private static TrainingConfig Tiny(string data, string output, Action<TrainingConfig>? edit = null) => TrainerTestConfig.Tiny(data, output, edit);
 
     private static string TempDir(string tag) => Directory.CreateTempSubdirectory($"dloral-train-{tag}-").FullName;
 
@@ -265,5 +251,81 @@ public class TrainerTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
             Assert.Equal(6, TrainingCheckpoint.ReadState(TrainingCheckpoint.Find(outDir)!).Step);
         }
         finally { Directory.Delete(outDir, true); }
+    }
+}
+
+public class TrainingControlTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
+{
+    [Fact]
+    public void Cancellation_stops_after_the_current_step_and_checkpoints()
+    {
+        var dir = Directory.CreateTempSubdirectory("dloral-train-cancel-").FullName;
+        try
+        {
+            using var cts = new CancellationTokenSource();
+            var config = TrainerTestConfig.Tiny(photos.Dir, dir, c => { c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; });
+            using var trainer = new Trainer(config, new TrainerOptions { OnStep = r => { if (r.Step == 2) cts.Cancel(); } });
+            var result = trainer.Run(50, cts.Token);
+            Assert.True(result.Cancelled);
+            Assert.Equal(2, result.LastStep);
+            Assert.Equal(2, TrainingCheckpoint.ReadState(TrainingCheckpoint.Find(dir)!).Step);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void A_from_scratch_model_trains_its_whole_unet()
+    {
+        var dir = Directory.CreateTempSubdirectory("dloral-train-scratch-").FullName;
+        try
+        {
+            var config = TrainerTestConfig.Tiny(photos.Dir, dir, c => { c.Model.Source = "scratch"; c.Model.Checkpoint = null; c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; });
+            using var trainer = new Trainer(config);
+            var m = trainer.Model;
+            Assert.NotEmpty(m.Full);
+            var convOut = m.Full.First(p => p.Name.StartsWith("unet.conv_out.", StringComparison.Ordinal) && p.Name.EndsWith(".weight", StringComparison.Ordinal));
+            using var before = convOut.Param.detach().clone();
+            trainer.TrainStep();
+            Assert.False(before.eq(convOut.Param).all().item<bool>(), $"the base UNet weight {convOut.Name} must train for a from-scratch model");
+            var ckpt = trainer.SaveCheckpoint();
+            using var weights = Dloral.Checkpoints.SafeTensorsFile.Open(Path.Combine(ckpt, TrainingCheckpoint.WeightsFile));
+            Assert.True(weights.Contains(convOut.Name));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void The_configs_in_the_repository_are_valid()
+    {
+        var files = Directory.GetFiles(Path.Combine(GoldenData.RepoRoot, "configs"), "*.json");
+        Assert.Contains(files, f => Path.GetFileName(f) == "tiny.json");
+        foreach (var f in files)
+        {
+            var c = TrainingConfig.Load(f);
+            Assert.Equal(Path.GetDirectoryName(f), c.BaseDirectory);
+        }
+        var tiny = TrainingConfig.Load(Path.Combine(GoldenData.RepoRoot, "configs", "tiny.json"));
+        Assert.True(File.Exists(tiny.ResolvePath(tiny.Model.Checkpoint!)), tiny.ResolvePath(tiny.Model.Checkpoint!));
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "steps": 3, "no_such_key": 1 }"""));
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "data": { "crop": 60 } }"""));
+    }
+}
+
+internal static class TrainerTestConfig
+{
+    public static TrainingConfig Tiny(string data, string output, Action<TrainingConfig>? edit = null)
+    {
+        var c = new TrainingConfig { BaseDirectory = output, Output = output, Steps = 10, CheckpointEvery = 0, ValidateEvery = 0, LogEvery = 0 };
+        c.Model.Diffusers = GoldenData.PathOf("tiny_sd");
+        c.Model.Checkpoint = GoldenData.PathOf("checkpoint", "model.pkl");
+        c.Model.EnforceReferenceMinimumSize = false;
+        c.Data.Folder = data;
+        c.Data.Crop = 64;
+        c.Data.Degradation = "light";
+        c.Data.VideoCompression = false;
+        c.Losses.CsdTeacher = GoldenData.PathOf("tiny_sd");
+        edit?.Invoke(c);
+        c.Validate();
+        return c;
     }
 }
