@@ -237,7 +237,7 @@ public sealed class Trainer : IDisposable
     /// Forward + backward of the next step's clips (gradient accumulation included) with the step's stage set;
     /// gradients are left on the parameters. Returns the step's weights and mean loss terms.
     /// </summary>
-    public (StageWeights Weights, LossTerms Terms) AccumulateGradients()
+    public (StageWeights Weights, LossTerms Terms) AccumulateGradients(CancellationToken cancellationToken = default)
     {
         var weights = Schedule.At(Step);
         Model.SetStage(weights.Stage);
@@ -246,6 +246,7 @@ public sealed class Trainer : IDisposable
         double l2 = 0, perc = 0, temporal = 0, csd = 0, total = 0;
         for (int m = 0; m < accum; m++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             long position = DataPosition + m;
             using var clip = Loader.Next();
             if (clip.Position != position) throw new InvalidOperationException($"data stream out of order: expected clip {position}, got {clip.Position}");
@@ -269,11 +270,26 @@ public sealed class Trainer : IDisposable
         return norm;
     }
 
-    /// <summary>One full optimizer step; returns its log record.</summary>
-    public StepRecord TrainStep()
+    /// <summary>One full optimizer step; returns its log record. Cancellation between micro-batches abandons the step (throws).</summary>
+    public StepRecord TrainStep(CancellationToken cancellationToken = default)
     {
         var clock = Stopwatch.StartNew();
-        var (w, terms) = AccumulateGradients();
+        StageWeights w;
+        LossTerms terms;
+        try
+        {
+            (w, terms) = AccumulateGradients(cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+        catch (OperationCanceledException)
+        {
+            // Abandon the half-accumulated step: the model stays at the last completed step, and the data stream is
+            // rebuilt from that step's position on the next call.
+            Model.ZeroGrad();
+            _loader?.Dispose();
+            _loader = null;
+            throw;
+        }
         double norm = ApplyUpdate();
         var record = new StepRecord(Step, w.Stage.ToString().ToLowerInvariant(), w.Phase, w.Progress, w.L2, w.Lpips, w.Csd, w.Temporal,
             terms.L2, terms.Perceptual, terms.Temporal, terms.Csd, terms.Total, norm, Optimizer.Options.LearningRate, clock.Elapsed.TotalSeconds);
@@ -297,7 +313,17 @@ public sealed class Trainer : IDisposable
         while (Step < target)
         {
             if (cancellationToken.IsCancellationRequested) { cancelled = true; break; }
-            var r = TrainStep();
+            StepRecord r;
+            try
+            {
+                // A long step (full-size models) is abandoned between micro-batches so Ctrl-C saves promptly.
+                r = TrainStep(cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                cancelled = true;
+                break;
+            }
             records.Add(r);
             _options.OnStep?.Invoke(r);
             if (Config.LogEvery > 0 && (Step % Config.LogEvery == 0 || Step == target)) _log.Progress(r, target);

@@ -265,6 +265,10 @@ public class TrainingControlTests(TrainingPhotos photos) : IClassFixture<Trainin
             using var cts = new CancellationTokenSource();
             var config = TrainerTestConfig.Tiny(photos.Dir, dir, c => { c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; });
             using var trainer = new Trainer(config, new TrainerOptions { OnStep = r => { if (r.Step == 2) cts.Cancel(); } });
+            // A step cancelled before its update is abandoned: no step, no gradients left behind.
+            Assert.ThrowsAny<OperationCanceledException>(() => trainer.TrainStep(new CancellationToken(canceled: true)));
+            Assert.Equal(0, trainer.Step);
+            Assert.All(trainer.Model.All, p => Assert.Null(p.Param.grad));
             var result = trainer.Run(50, cts.Token);
             Assert.True(result.Cancelled);
             Assert.Equal(2, result.LastStep);
