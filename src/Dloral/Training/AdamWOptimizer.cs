@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -85,9 +84,9 @@ public sealed class AdamWOptimizer : IDisposable
         using var noGrad = no_grad();
         foreach (var (name, p) in parameters)
         {
+            using var scope = NewDisposeScope();
             var g = p.grad;
             if (g is null) continue; // PyTorch skips parameters without a gradient
-            using var scope = NewDisposeScope();
             if (!_state.TryGetValue(name, out var s))
             {
                 bool low = p.dtype != ScalarType.Float32 && p.dtype != ScalarType.Float64;
@@ -162,6 +161,4 @@ public sealed class AdamWOptimizer : IDisposable
         foreach (var s in _state.Values) s.Dispose();
         _state.Clear();
     }
-
-    internal static string Invariant(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }

@@ -76,7 +76,7 @@ public sealed class Trainer : IDisposable
 
         var dataFolder = _options.DataFolder ?? config.ResolvePath(config.Data.Folder);
         _dataset = OpenDataset(dataFolder, SplitPart.Train);
-        var degradation = DegradationConfig.FromPreset(ResolveDegradation(config.Data.Degradation));
+        var degradation = DegradationConfig.FromPreset(config.Data.Degradation is "dloral" or "default" or "light" ? config.Data.Degradation : config.ResolvePath(config.Data.Degradation));
         if (!config.Data.VideoCompression) degradation.VideoCompression.Prob = 0;
         _degrader = new Degrader(degradation);
 
@@ -133,8 +133,6 @@ public sealed class Trainer : IDisposable
 
     /// <summary>Whether a CSD teacher is configured.</summary>
     public bool HasCsd => _csd is not null;
-
-    private static string ResolveDegradation(string preset) => preset;
 
     private IClipDataset OpenDataset(string folder, SplitPart split)
     {

@@ -40,6 +40,7 @@ public sealed class TrainingLog : IDisposable
     private readonly TextWriter? _console;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private long _firstStep = -1;
+    private double _firstSeconds;
 
     public TrainingLog(string? jsonlPath, TextWriter? console)
     {
@@ -67,9 +68,9 @@ public sealed class TrainingLog : IDisposable
     public void Progress(StepRecord r, long totalSteps)
     {
         if (_console is null) return;
-        if (_firstStep < 0) { _firstStep = r.Step - 1; _clock.Restart(); }
+        if (_firstStep < 0) { _firstStep = r.Step - 1; _firstSeconds = r.Seconds; _clock.Restart(); }
         long done = r.Step - _firstStep;
-        double perStep = done > 0 ? _clock.Elapsed.TotalSeconds / done : r.Seconds;
+        double perStep = (_clock.Elapsed.TotalSeconds + _firstSeconds) / done;
         var eta = TimeSpan.FromSeconds(Math.Max(0, totalSteps - r.Step) * perStep);
         _console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"step {r.Step}/{totalSteps} [{r.Phase}] loss {r.Loss:F5} (l2 {r.LossL2:F5} perc {r.LossPerceptual:F4} temp {r.LossTemporal:F5} csd {r.LossCsd:F4}) {perStep:F2} s/step ETA {eta:hh\\:mm\\:ss}"));

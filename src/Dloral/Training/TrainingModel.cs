@@ -78,11 +78,8 @@ public sealed class TrainingModel : IDisposable
     {
         foreach (var p in All)
         {
-            var g = p.Param.grad;
-            if (g is not null)
-            {
-                p.Param.grad = null;
-            }
+            using var g = p.Param.grad; // the getter returns a fresh handle
+            if (g is not null) p.Param.grad = null;
         }
     }
 
