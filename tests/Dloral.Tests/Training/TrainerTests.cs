@@ -299,6 +299,23 @@ public class TrainingControlTests(TrainingPhotos photos) : IClassFixture<Trainin
     }
 
     [Fact]
+    public void A_folder_of_videos_trains_on_consecutive_frames()
+    {
+        using var videos = new MediaFolder();
+        videos.Video("clip.mp4", "testsrc2=size=160x120:rate=25", 12);
+        var dir = Directory.CreateTempSubdirectory("dloral-train-video-").FullName;
+        try
+        {
+            var config = TrainerTestConfig.Tiny(videos.Dir, dir, c => { c.Data.Kind = "videos"; c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; });
+            using var trainer = new Trainer(config);
+            var r = trainer.Run(2);
+            Assert.Equal(2, r.Steps.Count);
+            Assert.All(r.Steps, s => Assert.True(double.IsFinite(s.Loss) && s.LossL2 > 0));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void The_configs_in_the_repository_are_valid()
     {
         var files = Directory.GetFiles(Path.Combine(GoldenData.RepoRoot, "configs"), "*.json");
