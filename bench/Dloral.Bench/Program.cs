@@ -11,6 +11,7 @@ public static class Program
         ["pipeline-overhead"] = ("identity pipeline vs plain ffmpeg on a 720p clip: time ratio and peak RSS 5 s vs 60 s", PipelineOverheadBench.Run),
         ["bicubic"] = ("end-to-end bicubic (decode, upscale, encode): fps, s/frame per stage, peak RSS; the reference row", BicubicEndToEndBench.Run),
         ["micro-metrics"] = ("BenchmarkDotNet: flow warp, SSIM, PSNR, Lucas-Kanade flow, ResNet-18 feature distance at 256x256", MetricsMicroBench.Run),
+        ["sd"] = ("SD forward: sd (unet|vae-encode|vae-decode|load) [fp32|bf16]", SdForwardBench.Run),
         ["baselines"] = ("bicubic/lanczos vs ffmpeg swscale and Pillow: mean/max difference in 8-bit levels", BaselinesBench.Run),
     };
 
