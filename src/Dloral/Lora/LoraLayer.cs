@@ -78,6 +78,7 @@ public abstract class LoraLayer : nn.Module<Tensor, Tensor>
         if (config.Rank <= 0) throw new ArgumentOutOfRangeException(nameof(config), config.Rank, "LoRA rank must be positive");
         var w = BaseWeight;
         var (a, b) = CreateAdapterModules(config.Rank, w.device, w.dtype);
+        if (w.device_type != DeviceType.META) // meta: names and shapes only, nothing to initialise
         using (no_grad())
         {
             var aw = a.parameters().First();
@@ -191,15 +192,38 @@ public abstract class LoraLayer : nn.Module<Tensor, Tensor>
         var result = base_layer.call(x);
         if (!_disabled)
         {
+            List<(string Name, double Scale)>? branches = null;
             foreach (var (name, weight) in _active)
             {
                 if (weight == 0 || !_configs.TryGetValue(name, out var cfg) || IsMergedAdapter(name)) continue;
-                var delta = lora_B[name].call(lora_A[name].call(x));
-                result = result + delta * (weight * cfg.Scaling);
+                (branches ??= []).Add((name, weight * cfg.Scaling));
+            }
+            if (branches is [var single])
+            {
+                // PEFT's own order of operations: result + B(A(x))·scaling.
+                result = result + lora_B[single.Name].call(lora_A[single.Name].call(x)) * single.Scale;
+            }
+            else if (branches is not null)
+            {
+                // Several adapters as ONE low-rank branch of rank Σr: A = [A₁;A₂;…], B = [s₁B₁ s₂B₂ …]. Same sum, a third of
+                // the native calls (which dominate the cost of small LoRA ops).
+                var a = cat(branches.Select(b => WeightOf(lora_A[b.Name])).ToArray(), 0);
+                var bw = cat(branches.Select(b => WeightOf(lora_B[b.Name]) * b.Scale).ToArray(), 1);
+                result = result + ApplyLowRank(x, a, bw);
             }
         }
         return result.MoveToOuterDisposeScope();
     }
+
+    /// <summary>B(A(x)) with explicit (possibly concatenated) A and B weights, with the layer's A/B geometry.</summary>
+    protected abstract Tensor ApplyLowRank(Tensor x, Tensor a, Tensor b);
+
+    private static Tensor WeightOf(nn.Module<Tensor, Tensor> m) => m switch
+    {
+        Linear l => l.weight,
+        Conv2d c => c.weight,
+        _ => throw new InvalidOperationException($"unexpected LoRA module {m.GetType().Name}"),
+    };
 
     private bool IsMergedAdapter(string name)
     {

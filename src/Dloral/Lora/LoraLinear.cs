@@ -25,4 +25,7 @@ public sealed class LoraLinear : LoraLayer
          nn.Linear(rank, _linear.out_features, hasBias: false, device: device, dtype: dtype));
 
     protected override Tensor ComputeDelta(Tensor a, Tensor b) => b.matmul(a);
+
+    protected override Tensor ApplyLowRank(Tensor x, Tensor a, Tensor b) =>
+        nn.functional.linear(nn.functional.linear(x, a), b);
 }

@@ -48,6 +48,7 @@ public sealed class DloralModel : IDisposable
     public const long ReferenceTimestep = 1;
 
     private DloralAdapterOptions _adapters = new();
+    private bool _configured;
 
     /// <param name="vae">The SD VAE (frozen).</param>
     /// <param name="unet">The SD UNet already turned into DLoRAL's (8-channel conv_in, six adapters; see <see cref="DloralUnet"/>).</param>
@@ -86,15 +87,20 @@ public sealed class DloralModel : IDisposable
     /// <summary>The current adapter configuration.</summary>
     public DloralAdapterOptions Adapters => _adapters;
 
-    /// <summary>Selects stage / detail and merged or unmerged adapters.</summary>
+    /// <summary>
+    /// Selects stage / detail and merged or unmerged adapters. A no-op when nothing changes: with bfloat16 weights every
+    /// unmerge/merge cycle rounds the base weights again, so they are only re-merged when the configuration changes.
+    /// </summary>
     public void Configure(DloralAdapterOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (!double.IsFinite(options.Detail)) throw new ArgumentOutOfRangeException(nameof(options), options.Detail, "detail must be finite");
+        if (_configured && options == _adapters) return;
         LoraModel.Unmerge(Unet);
         DloralAdapters.Activate(Unet, options.EffectiveDetail);
         if (options.MergeAdapters) LoraModel.Merge(Unet);
         _adapters = options;
+        _configured = true;
     }
 
     /// <summary>Frames [n,3,H,W] in [−1,1] → scaled latents [n,4,H/8,W/8] = mean·scaling_factor (deterministic).</summary>
@@ -102,7 +108,7 @@ public sealed class DloralModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(frames);
         using var scope = NewDisposeScope();
-        using var posterior = Vae.Encode(frames);
+        using var posterior = Vae.Encode(frames.to(DTypeOf(Vae)));
         return (posterior.Mean * ScalingFactor).MoveToOuterDisposeScope();
     }
 
@@ -111,7 +117,7 @@ public sealed class DloralModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(latents);
         using var scope = NewDisposeScope();
-        return Vae.Decode(latents / ScalingFactor).clamp(-1.0, 1.0).MoveToOuterDisposeScope();
+        return Vae.Decode(latents.to(DTypeOf(Vae)) / ScalingFactor).clamp(-1.0, 1.0).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -126,8 +132,9 @@ public sealed class DloralModel : IDisposable
         if (frames.dim() != 5 || frames.shape[1] != 2)
             throw new ArgumentException($"DLoRAL works on (previous, current) windows: frames must be [n,2,3,H,W], got [{string.Join(",", frames.shape)}]", nameof(frames));
         using var scope = NewDisposeScope();
-        var r = Cfr.forward(frames, latents, uncertainty);
-        var unetIn = cat([r.AlignedFeatures.select(1, 1), r.FusedFeatures.select(1, 1)], 1);
+        var dt = DTypeOf(Cfr);
+        var r = Cfr.forward(frames.to(dt), latents.to(dt), uncertainty.to(dt));
+        var unetIn = cat([r.AlignedFeatures.select(1, 1), r.FusedFeatures.select(1, 1)], 1).to(DTypeOf(Unet));
         var moved = new CrossFrameRetrievalOutput(r.FusedFeatures.MoveToOuterDisposeScope(), r.WeightMap.MoveToOuterDisposeScope(),
                                                   r.AlignedFeatures.MoveToOuterDisposeScope());
         return (unetIn.MoveToOuterDisposeScope(), moved);
@@ -142,6 +149,7 @@ public sealed class DloralModel : IDisposable
             throw new ArgumentException($"UNet input must be [n,{DloralUnet.InChannels},h,w], got [{string.Join(",", unetInput.shape)}]", nameof(unetInput));
         using var scope = NewDisposeScope();
         long n = unetInput.shape[0];
+        unetInput = unetInput.to(DTypeOf(Unet));
         var ctx = promptEmbeds.to(unetInput.dtype, unetInput.device);
         if (ctx.shape[0] != n) ctx = ctx.expand(n, -1, -1);
         using var t = tensor(new[] { Timestep }, ScalarType.Int64, unetInput.device);
@@ -152,8 +160,31 @@ public sealed class DloralModel : IDisposable
     public Tensor Denoise(Tensor unetInput, Tensor promptEmbeds)
     {
         using var scope = NewDisposeScope();
+        unetInput = unetInput.to(DTypeOf(Unet));
         var pred = PredictNoise(unetInput, promptEmbeds);
         return (unetInput.narrow(1, 4, 4) - pred).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// CFR + UNet for a window at any size: frames [n,2,3,H,W], scaled latents [n,2,4,h,w], uncertainty [n,1,1,h,w] →
+    /// x_denoised [n,4,h,w]. With a <paramref name="tiler"/> and a latent larger than tile², CFR and UNet run per
+    /// latent tile (pixels, latents and uncertainty cropped alike) and the fused current latent and ε̂ are blended with
+    /// the Gaussian tile weights before x = z − ε̂, as the reference's tiled branch does; otherwise it is the plain step.
+    /// </summary>
+    public Tensor DenoiseWindow(Tensor frames, Tensor latents, Tensor uncertainty, Tensor promptEmbeds, LatentTiler? tiler = null)
+    {
+        ArgumentNullException.ThrowIfNull(latents);
+        using var scope = NewDisposeScope();
+        int h = (int)latents.shape[^2], w = (int)latents.shape[^1], f = Vae.DownscaleFactor;
+        Tensor Tile(LatentTile t)
+        {
+            var (unetIn, r) = Fuse(t.Slice(frames, f), t.Slice(latents), t.Slice(uncertainty));
+            r.Dispose();
+            var pred = PredictNoise(unetIn, promptEmbeds);
+            return cat([unetIn.narrow(1, 4, 4).to(pred.dtype), pred], 1); // blended together: same weights for both
+        }
+        var blended = tiler is null ? Tile(new LatentTile(0, 0, h, w)) : tiler.Run(h, w, Tile);
+        return (blended.narrow(1, 0, 4) - blended.narrow(1, 4, 4)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -183,6 +214,9 @@ public sealed class DloralModel : IDisposable
             weightMap.MoveToOuterDisposeScope());
         return result;
     }
+
+    /// <summary>The dtype a module computes in (its first parameter's), so mixed-precision parts can be chained.</summary>
+    private static ScalarType DTypeOf(nn.Module module) => module.parameters().First().dtype;
 
     public void Dispose()
     {

@@ -92,6 +92,41 @@ public class DloralModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void BFloat16_UNet_and_VAE_track_float32_merged_and_unmerged()
+    {
+        // A 32x32 crop of the golden UNet input keeps this cheap; the float32 model (golden-verified above) is the reference.
+        using var model = LoadGoldenModel();
+        using var g = GoldenData.Open("dloral_step", "case_dloral_step.safetensors");
+        using var scope = NewDisposeScope();
+        using var guard = inference_mode();
+        var unetIn = g.Load("act.unet_in_sample")[.., .., ..32, ..32].contiguous();
+        var prompt = g.Load("in.prompt_embeds");
+        var reference = model.Denoise(unetIn, prompt);
+        var referenceImage = model.DecodeLatents(reference);
+        model.Unet.to(ScalarType.BFloat16);
+        model.Vae.to(ScalarType.BFloat16);
+
+        var x = model.Denoise(unetIn, prompt);       // float32 inputs are converted to the UNet's dtype
+        Assert.Equal(ScalarType.BFloat16, x.dtype);
+        double scale = reference.abs().max().item<float>();
+        double maxErr = TensorAssert.MaxAbsDiff(reference, x), meanErr = (x.to_type(ScalarType.Float32) - reference).abs().mean().item<float>();
+        output.WriteLine($"bf16 x_denoised: max |diff| {maxErr:G3} (max |ref| {scale:G3}), mean {meanErr:G3}");
+        Assert.True(meanErr < 0.01 * scale && maxErr < 0.1 * scale, "bf16 x_denoised strays from float32");
+
+        model.Configure(new DloralAdapterOptions(MergeAdapters: true));
+        var xm = model.Denoise(unetIn, prompt);
+        double mergedErr = TensorAssert.MaxAbsDiff(reference, xm);
+        output.WriteLine($"bf16 merged x_denoised: max |diff| {mergedErr:G3}");
+        Assert.True(mergedErr < 0.1 * scale, "bf16 merged x_denoised strays from float32");
+
+        var image = model.DecodeLatents(xm);
+        Assert.Equal(ScalarType.BFloat16, image.dtype);
+        double imgErr = (image.to_type(ScalarType.Float32) - referenceImage).abs().mean().item<float>();
+        output.WriteLine($"bf16 merged output_image: mean |diff| {imgErr:G3}");
+        Assert.True(imgErr < 0.02, "bf16 image strays from float32");
+    }
+
+    [Fact]
     public void Rejects_windows_that_are_not_previous_current_pairs()
     {
         using var model = LoadGoldenModel();
