@@ -9,7 +9,7 @@ namespace Dloral.Checkpoints;
 /// <summary>
 /// A minimal pickle virtual machine (protocols 0–5, the opcodes <c>torch.save</c> and ordinary
 /// data pickles use) that can only build data: dict, list, tuple, str, int, float, bool, None,
-/// bytes, and tensors through an allow-list of torch rebuild functions — like PyTorch's
+/// bytes, and tensors (or <see cref="TorchTensorRef"/>s for lazy storages) through an allow-list of torch rebuild functions — like PyTorch's
 /// <c>weights_only=True</c>. Any other global (<c>os.system</c>, <c>builtins.eval</c>,
 /// <c>subprocess.Popen</c>, ...) is refused by name the moment the pickle names it; no Python
 /// semantics are ever executed, allowed globals map to fixed C# implementations.
@@ -65,6 +65,9 @@ public sealed class SafeUnpickler
         "torch._tensor.Tensor",
         "torch.nn.parameter.Parameter",
     };
+
+    /// <summary>The element type of a torch storage class name (FloatStorage → Float32, ...).</summary>
+    internal static bool TryStorageDType(string name, out ScalarType dtype) => StorageTypes.TryGetValue(name, out dtype);
 
     /// <summary>True when <c>module.name</c> is on the allow-list.</summary>
     public static bool IsAllowed(string module, string name)
@@ -135,10 +138,10 @@ public sealed class SafeUnpickler
                 case 0x95: // FRAME: 8-byte length; frames are only a buffering hint
                     ReadBytes(8);
                     break;
-                case 0x2e: // STOP
-                    if (_stack.Count != 1)
-                        throw Error($"STOP with {_stack.Count} objects on the stack");
-                    return _stack[0];
+                case 0x2e: // STOP: the result is the top of the stack (as in CPython)
+                    if (_stack.Count == 0)
+                        throw Error("STOP with an empty stack");
+                    return _stack[^1];
 
                 // ---- constants and scalars
                 case 0x4e: Push(null); break; // NONE
@@ -356,7 +359,7 @@ public sealed class SafeUnpickler
     }
 
     // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
-    private Tensor RebuildTensor(PyTuple args, int minArgs, int maxArgs)
+    private object RebuildTensor(PyTuple args, int minArgs, int maxArgs)
     {
         if (args.Count < minArgs || args.Count > maxArgs)
             throw Error($"tensor rebuild expects {minArgs}..{maxArgs} arguments, got {args.Count}");
@@ -381,17 +384,19 @@ public sealed class SafeUnpickler
         }
         if (args.Count > 5 && args[5] is PyDict { Count: > 0 })
             throw Error("tensor rebuild: backward hooks are not supported");
+        if (!storage.IsLoaded)
+            return new TorchTensorRef(storage, offset, size, stride);
         var view = storage.Data.as_strided(size, stride, offset).DetachFromDisposeScope();
         _createdTensors.Add(view);
         return view;
     }
 
     // _rebuild_parameter(data, requires_grad, backward_hooks[, state]): the data tensor is what we need.
-    private Tensor RebuildParameter(PyTuple args, int count)
+    private object RebuildParameter(PyTuple args, int count)
     {
-        if (args.Count != count || args[0] is not Tensor t)
+        if (args.Count != count || args[0] is not (Tensor or TorchTensorRef))
             throw Error($"parameter rebuild expects {count} arguments starting with a tensor");
-        return t;
+        return args[0]!;
     }
 
     // _rebuild_from_type_v2(func, new_type, args, state): func(*args), for plain Tensor/Parameter types.
@@ -411,7 +416,7 @@ public sealed class SafeUnpickler
     {
         var emptyState = state is null || state is PyDict { Count: 0 }
             || (state is PyTuple t && t.All(x => x is null || x is PyDict { Count: 0 }));
-        if (emptyState && (target is PyDict || target is Tensor))
+        if (emptyState && target is PyDict or Tensor or TorchTensorRef)
             return;
         throw Error($"BUILD (setstate) of a {TypeName(target)} with state {TypeName(state)} is not supported");
     }
@@ -458,7 +463,7 @@ public sealed class SafeUnpickler
         PyTuple => "tuple",
         List<object?> => "list",
         PyDict => "dict",
-        Tensor => "tensor",
+        Tensor or TorchTensorRef => "tensor",
         TorchStorage => "storage",
         PyGlobal g => $"global {g}",
         _ => o.GetType().Name,

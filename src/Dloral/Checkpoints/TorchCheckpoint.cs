@@ -6,72 +6,107 @@ namespace Dloral.Checkpoints;
 /// <summary>
 /// A <c>torch.save</c> file (the zip format of PyTorch ≥ 1.6: <c>&lt;root&gt;/data.pkl</c>,
 /// <c>&lt;root&gt;/data/&lt;key&gt;</c> raw storages, optional <c>&lt;root&gt;/byteorder</c>) read with
-/// <see cref="SafeUnpickler"/>. Each storage is read once (per key) into a flat CPU tensor and every
-/// tensor is an <c>as_strided</c> view of it, so views and shared storages keep their sharing.
-/// Storage locations such as <c>cuda:0</c> load to the CPU. The object owns all tensors it returns:
-/// dispose it (or copy what you keep) when done.
+/// <see cref="SafeUnpickler"/>. Storage locations such as <c>cuda:0</c> load to the CPU.
+/// <para>Eager (default): each storage is read once (per key) into a flat CPU tensor and every tensor
+/// is an <c>as_strided</c> view of it, so views and shared storages keep their sharing. The object
+/// owns those tensors: dispose it (or copy what you keep) when done.</para>
+/// <para>Lazy: only the pickle is read; tensors are <see cref="TorchTensorRef"/>s whose bytes are read
+/// from the zip on demand (straight into the destination when possible), so importing a 3.5 GB
+/// checkpoint into a model needs no second copy in memory. The zip stays open until disposal.</para>
 /// </summary>
 public sealed class TorchCheckpoint : IDisposable
 {
     private readonly List<Tensor> _tensors;
+    private readonly IDisposable? _openZip;
 
-    /// <summary>The unpickled object: PyDict / List / PyTuple / string / long / double / bool / null / Tensor.</summary>
+    /// <summary>The unpickled object: PyDict / List / PyTuple / string / long / double / bool / null /
+    /// Tensor (eager) or TorchTensorRef (lazy).</summary>
     public object? Root { get; }
     public string Path { get; }
     /// <summary>The folder name inside the zip ("archive", or the file stem for older torch).</summary>
     public string ArchiveRoot { get; }
+    public bool IsLazy { get; }
     /// <summary>Every storage by key.</summary>
     public IReadOnlyDictionary<string, TorchStorage> Storages { get; }
 
-    private TorchCheckpoint(object? root, string path, string archiveRoot, Dictionary<string, TorchStorage> storages, List<Tensor> tensors)
+    private TorchCheckpoint(object? root, string path, string archiveRoot, bool lazy, Dictionary<string, TorchStorage> storages,
+        List<Tensor> tensors, IDisposable? openZip)
     {
         Root = root;
         Path = path;
         ArchiveRoot = archiveRoot;
+        IsLazy = lazy;
         Storages = storages;
         _tensors = tensors;
+        _openZip = openZip;
     }
 
     /// <summary>Reads a torch.save zip safely (allow-listed globals only).</summary>
-    public static TorchCheckpoint Load(string path)
+    /// <param name="path">The checkpoint file.</param>
+    /// <param name="lazy">Read tensor bytes on demand (<see cref="TorchTensorRef"/>) instead of now.</param>
+    public static TorchCheckpoint Load(string path, bool lazy = false)
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"checkpoint not found: {path}", path);
-        using var file = File.OpenRead(path);
-        var magic = new byte[4];
-        var got = file.ReadAtLeast(magic, 4, throwOnEndOfStream: false);
-        if (got < 4)
-            throw new CheckpointFormatException(path, $"the file is only {got} bytes long: not a torch.save checkpoint");
-        if (magic[0] == 0x80 && magic[1] <= 5)
-            throw new CheckpointFormatException(path, "this is a legacy (pre-1.6, non-zip) torch.save file, which dloral does not read; re-save it with a recent PyTorch or convert it to safetensors");
-        if (magic[0] != (byte)'P' || magic[1] != (byte)'K')
-            throw new CheckpointFormatException(path, "not a torch.save zip (no zip signature)");
-        file.Position = 0;
-
-        ZipArchive zip;
+        var file = File.OpenRead(path);
+        ZipArchive? zip = null;
         try
         {
-            zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new CheckpointFormatException(path, $"the zip container is truncated or corrupt ({e.Message})", e);
-        }
-        using (zip)
-        {
+            var magic = new byte[4];
+            var got = file.ReadAtLeast(magic, 4, throwOnEndOfStream: false);
+            if (got < 4)
+                throw new CheckpointFormatException(path, $"the file is only {got} bytes long: not a torch.save checkpoint");
+            if (magic[0] == 0x80 && magic[1] <= 5)
+                throw new CheckpointFormatException(path, "this is a legacy (pre-1.6, non-zip) torch.save file, which dloral does not read; re-save it with a recent PyTorch or convert it to safetensors");
+            if (magic[0] != (byte)'P' || magic[1] != (byte)'K')
+                throw new CheckpointFormatException(path, "not a torch.save zip (no zip signature)");
+            file.Position = 0;
             try
             {
-                return Read(zip, path);
+                zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new CheckpointFormatException(path, $"the zip container is truncated or corrupt ({e.Message})", e);
+            }
+            TorchCheckpoint result;
+            try
+            {
+                result = Read(zip, file, path, lazy);
             }
             catch (Exception e) when (e is InvalidDataException or NotSupportedException or IOException or OverflowException or ArgumentException
                                           && e is not CheckpointFormatException)
             {
                 throw new CheckpointFormatException(path, $"the zip container is corrupt ({e.GetType().Name}: {e.Message})", e);
             }
+            if (!lazy)
+            {
+                zip.Dispose();
+                file.Dispose();
+            }
+            return result;
+        }
+        catch
+        {
+            zip?.Dispose();
+            file.Dispose();
+            throw;
         }
     }
 
-    private static TorchCheckpoint Read(ZipArchive zip, string path)
+    private sealed class OpenZip(ZipArchive zip, FileStream file) : IDisposable
+    {
+        public void Dispose()
+        {
+            lock (zip)
+            {
+                zip.Dispose();
+                file.Dispose();
+            }
+        }
+    }
+
+    private static TorchCheckpoint Read(ZipArchive zip, FileStream file, string path, bool lazy)
     {
         var pickles = zip.Entries.Where(e => e.FullName == "data.pkl" || e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal))
             .Where(e => e.FullName.Count(c => c == '/') <= 1).ToList();
@@ -82,7 +117,9 @@ public sealed class TorchCheckpoint : IDisposable
         var pkl = pickles[0];
         var root = pkl.FullName[..^"data.pkl".Length].TrimEnd('/');
         var prefix = root.Length == 0 ? "" : root + "/";
-        var entries = zip.Entries.ToDictionary(e => e.FullName, StringComparer.Ordinal);
+        var entries = new Dictionary<string, ZipArchiveEntry>(StringComparer.Ordinal);
+        foreach (var e in zip.Entries)
+            entries[e.FullName] = e;
 
         var bigEndian = false;
         if (entries.TryGetValue(prefix + "byteorder", out var bo))
@@ -105,7 +142,7 @@ public sealed class TorchCheckpoint : IDisposable
             {
                 if (pid is not PyTuple { Count: 5 } t || t[0] as string != "storage")
                     throw new CheckpointFormatException(path, $"unsupported persistent id {pid} (expected ('storage', type, key, location, numel))");
-                if (t[1] is not PyGlobal { Module: "torch" } storageType || !StorageDType(storageType.Name, out var dtype))
+                if (t[1] is not PyGlobal { Module: "torch" } storageType || !SafeUnpickler.TryStorageDType(storageType.Name, out var dtype))
                     throw new CheckpointFormatException(path, $"unsupported storage type {t[1]}");
                 if (t[2] is not string key || t[3] is not string location || t[4] is not long numel || numel < 0)
                     throw new CheckpointFormatException(path, $"malformed storage persistent id {t}");
@@ -115,9 +152,25 @@ public sealed class TorchCheckpoint : IDisposable
                         throw new CheckpointFormatException(path, $"storage '{key}' is used as both {existing.DType} and {dtype}");
                     return existing;
                 }
-                var storage = ReadStorage(entries, prefix, key, dtype, location, numel, bigEndian, path);
+                var entry = StorageEntry(entries, prefix, key, dtype, numel, path);
+                TorchStorage storage;
+                if (lazy)
+                {
+                    storage = new TorchStorage(key, dtype, location, numel, flat =>
+                    {
+                        // ZipArchive is not thread-safe: one reader at a time.
+                        lock (zip)
+                            ReadStorageBytes(entry, flat, key, dtype, bigEndian, path);
+                    });
+                }
+                else
+                {
+                    var data = empty(numel, dtype).DetachFromDisposeScope();
+                    tensors.Add(data);
+                    ReadStorageBytes(entry, data, key, dtype, bigEndian, path);
+                    storage = new TorchStorage(key, dtype, location, data);
+                }
                 storages[key] = storage;
-                tensors.Add(storage.Data);
                 return storage;
             }
 
@@ -126,7 +179,7 @@ public sealed class TorchCheckpoint : IDisposable
             {
                 var result = unpickler.Load();
                 tensors.AddRange(unpickler.CreatedTensors);
-                return new TorchCheckpoint(result, path, root, storages, tensors);
+                return new TorchCheckpoint(result, path, root, lazy, storages, tensors, lazy ? new OpenZip(zip, file) : null);
             }
             catch
             {
@@ -142,25 +195,6 @@ public sealed class TorchCheckpoint : IDisposable
         }
     }
 
-    private static bool StorageDType(string name, out ScalarType dtype)
-    {
-        dtype = name switch
-        {
-            "FloatStorage" => ScalarType.Float32,
-            "DoubleStorage" => ScalarType.Float64,
-            "HalfStorage" => ScalarType.Float16,
-            "BFloat16Storage" => ScalarType.BFloat16,
-            "LongStorage" => ScalarType.Int64,
-            "IntStorage" => ScalarType.Int32,
-            "ShortStorage" => ScalarType.Int16,
-            "CharStorage" => ScalarType.Int8,
-            "ByteStorage" or "UntypedStorage" => ScalarType.Byte,
-            "BoolStorage" => ScalarType.Bool,
-            _ => (ScalarType)(-1),
-        };
-        return (int)dtype >= 0;
-    }
-
     private static int ElementSize(ScalarType t) => t switch
     {
         ScalarType.Float64 or ScalarType.Int64 => 8,
@@ -169,19 +203,25 @@ public sealed class TorchCheckpoint : IDisposable
         _ => 1,
     };
 
-    private static TorchStorage ReadStorage(Dictionary<string, ZipArchiveEntry> entries, string prefix, string key, ScalarType dtype,
-        string location, long numel, bool bigEndian, string path)
+    // The record of a storage, with its size checked against the pickle's element count.
+    private static ZipArchiveEntry StorageEntry(Dictionary<string, ZipArchiveEntry> entries, string prefix, string key, ScalarType dtype,
+        long numel, string path)
     {
         var name = prefix + "data/" + key;
         if (key.Contains('/') || key.Contains("..", StringComparison.Ordinal) || !entries.TryGetValue(name, out var entry))
             throw new CheckpointFormatException(path, $"storage '{key}' has no record {name} in the zip");
-        var elementSize = ElementSize(dtype);
-        var expected = checked(numel * elementSize);
+        var expected = checked(numel * ElementSize(dtype));
         if (entry.Length != expected)
             throw new CheckpointFormatException(path,
                 $"storage '{key}' ({name}) holds {entry.Length} bytes, but the pickle declares {numel} elements of {dtype} = {expected} bytes");
+        return entry;
+    }
 
-        var data = empty(numel, dtype).DetachFromDisposeScope();
+    // Reads a whole storage record into a flat contiguous CPU tensor of its dtype.
+    private static void ReadStorageBytes(ZipArchiveEntry entry, Tensor flat, string key, ScalarType dtype, bool bigEndian, string path)
+    {
+        var elementSize = ElementSize(dtype);
+        var numel = flat.numel();
         try
         {
             using var stream = entry.Open();
@@ -190,32 +230,22 @@ public sealed class TorchCheckpoint : IDisposable
             for (long start = 0; start < numel; start += chunkElements)
             {
                 var count = Math.Min(chunkElements, numel - start);
-                using var part = data.narrow(0, start, count);
+                using var part = flat.narrow(0, start, count);
                 var span = part.bytes;
-                try
-                {
-                    stream.ReadExactly(span);
-                }
-                catch (EndOfStreamException e)
-                {
-                    throw new CheckpointFormatException(path, $"storage '{key}' ({name}) ends early: the zip is truncated", e);
-                }
+                stream.ReadExactly(span);
                 if (bigEndian && elementSize > 1)
                     for (var i = 0; i < span.Length; i += elementSize)
                         span.Slice(i, elementSize).Reverse();
             }
         }
-        catch (InvalidDataException e)
+        catch (EndOfStreamException e)
         {
-            data.Dispose();
-            throw new CheckpointFormatException(path, $"storage '{key}' ({name}) cannot be read: {e.Message}", e);
+            throw new CheckpointFormatException(path, $"storage '{key}' ({entry.FullName}) ends early: the zip is truncated", e);
         }
-        catch
+        catch (Exception e) when (e is InvalidDataException or NotSupportedException or IOException && e is not CheckpointFormatException)
         {
-            data.Dispose();
-            throw;
+            throw new CheckpointFormatException(path, $"storage '{key}' ({entry.FullName}) cannot be read: {e.Message}", e);
         }
-        return new TorchStorage(key, dtype, location, data);
     }
 
     private static byte[] ReadAll(ZipArchiveEntry entry, string path)
@@ -240,22 +270,75 @@ public sealed class TorchCheckpoint : IDisposable
         ?? throw new CheckpointFormatException(Path, $"the checkpoint holds a {SafeUnpickler.TypeName(Root)}, not a dict");
 
     /// <summary>
-    /// A nested dict of tensors (a state_dict) as name → tensor, in file order. The tensors stay owned
-    /// by this checkpoint. Non-tensor values or non-string keys are an error naming them.
+    /// A dict of tensors (a state_dict) of an eagerly loaded checkpoint as name → tensor, in file
+    /// order. The tensors stay owned by the checkpoint. Non-tensor values or non-string keys are an
+    /// error naming them.
     /// </summary>
     public static Dictionary<string, Tensor> AsStateDict(object? value, string what, string path)
     {
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, v) in StateDictEntries(value, what, path))
+            result[name] = v as Tensor ?? throw new CheckpointFormatException(path,
+                v is TorchTensorRef ? $"{what}['{name}'] is lazy; open the checkpoint eagerly or use AsWeightSource"
+                                    : $"{what}['{name}'] is a {SafeUnpickler.TypeName(v)}, not a tensor");
+        return result;
+    }
+
+    /// <summary>A dict of tensors (eager or lazy) as a weight source for <see cref="StrictLoader"/>.</summary>
+    public static IWeightSource AsWeightSource(object? value, string what, string path) =>
+        new CheckpointWeightSource(StateDictEntries(value, what, path).ToList(), $"{path}[{what}]");
+
+    private static IEnumerable<(string Name, object Value)> StateDictEntries(object? value, string what, string path)
+    {
         if (value is not PyDict d)
             throw new CheckpointFormatException(path, $"{what} is a {SafeUnpickler.TypeName(value)}, expected a dict of tensors");
-        var result = new Dictionary<string, Tensor>(d.Count, StringComparer.Ordinal);
         foreach (var (k, v) in d)
         {
             if (k is not string name)
                 throw new CheckpointFormatException(path, $"{what} has a non-string key {k}");
-            result[name] = v as Tensor
-                ?? throw new CheckpointFormatException(path, $"{what}['{name}'] is a {SafeUnpickler.TypeName(v)}, not a tensor");
+            if (v is not (Tensor or TorchTensorRef))
+                throw new CheckpointFormatException(path, $"{what}['{name}'] is a {SafeUnpickler.TypeName(v)}, not a tensor");
+            yield return (name, v);
         }
-        return result;
+    }
+
+    private sealed class CheckpointWeightSource : IWeightSource
+    {
+        private readonly Dictionary<string, object> _entries;
+
+        public CheckpointWeightSource(List<(string Name, object Value)> entries, string description)
+        {
+            _entries = new Dictionary<string, object>(StringComparer.Ordinal);
+            foreach (var (n, v) in entries)
+                _entries[n] = v;
+            Names = entries.Select(e => e.Name).ToArray();
+            Description = description;
+        }
+
+        public string Description { get; }
+        public IEnumerable<string> Names { get; }
+        public bool Contains(string name) => _entries.ContainsKey(name);
+
+        public long[] ShapeOf(string name) => _entries[name] switch
+        {
+            Tensor t => t.shape,
+            TorchTensorRef r => r.Shape,
+            _ => throw new InvalidOperationException(),
+        };
+
+        public void ReadInto(string name, Tensor target)
+        {
+            using var noGrad = no_grad();
+            switch (_entries[name])
+            {
+                case Tensor t:
+                    target.copy_(t);
+                    break;
+                case TorchTensorRef r:
+                    r.ReadInto(target);
+                    break;
+            }
+        }
     }
 
     public void Dispose()
@@ -263,5 +346,6 @@ public sealed class TorchCheckpoint : IDisposable
         foreach (var t in _tensors)
             t.Dispose();
         _tensors.Clear();
+        _openZip?.Dispose();
     }
 }

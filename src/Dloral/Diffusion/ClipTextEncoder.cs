@@ -96,8 +96,9 @@ public sealed class ClipTextEncoder : nn.Module<Tensor, Tensor>
             var hasSafetensors = Directory.EnumerateFiles(folder, "model*.safetensors*").Any();
             if (!hasSafetensors && File.Exists(bin))
             {
-                using var checkpoint = TorchCheckpoint.Load(bin);
-                model.LoadWeights(new DictionaryWeightSource(TorchCheckpoint.AsStateDict(checkpoint.Root, "pytorch_model.bin", bin), bin));
+                // Lazy: each tensor streams from the zip straight into its parameter.
+                using var checkpoint = TorchCheckpoint.Load(bin, lazy: true);
+                model.LoadWeights(TorchCheckpoint.AsWeightSource(checkpoint.Root, "pytorch_model.bin", bin));
             }
             else
             {

@@ -26,7 +26,9 @@ public sealed class PromptEncoder(ClipTokenizer tokenizer, ClipTextEncoder encod
     public Tensor Encode(IReadOnlyList<string> prompts)
     {
         using var scope = NewDisposeScope();
-        using var mode = inference_mode();
+        // no_grad rather than inference_mode: the embeddings may feed a UNet that is being trained
+        // (inference tensors cannot be saved for backward).
+        using var mode = no_grad();
         var device = Encoder.parameters().First().device;
         var ids = Tokenizer.EncodeToTensor(prompts).to(device);
         return Encoder.forward(ids).MoveToOuterDisposeScope();

@@ -44,6 +44,10 @@ public class TorchCheckpointTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(Keys("state_dict_unet"), ckpt.StateDictUnet.Keys);
         Assert.Equal(Keys("state_dict_bpp"), ckpt.StateDictBpp.Keys);
         Assert.Equal(8, ckpt.ConvInChannels);
+        var summary = ckpt.Summary();
+        output.WriteLine(summary);
+        Assert.Contains("state_dict_unet 1712 tensors", summary);
+        Assert.Contains("saved on cpu", summary);
 
         using (var lora = GoldenData.Open("lora", "unet_lora_state_dict.safetensors"))
         {
@@ -66,6 +70,37 @@ public class TorchCheckpointTests(ITestOutputHelper output) : IDisposable
             }
             Assert.Equal(72, cfr.Entries.Count);
         }
+    }
+
+    [Fact]
+    public void Golden_model_pkl_opened_lazily_streams_the_same_tensors()
+    {
+        var path = GoldenData.PathOf("checkpoint", "model.pkl");
+        var sw = Stopwatch.StartNew();
+        using var ckpt = DloralCheckpoint.Load(path, lazy: true);
+        var open = sw.Elapsed.TotalMilliseconds;
+        Assert.True(ckpt.IsLazy);
+        Assert.Throws<InvalidOperationException>(() => ckpt.StateDictUnet);
+        Assert.Equal(8, ckpt.ConvInChannels);
+        Assert.Equal(1712, ckpt.UnetWeights.Names.Count());
+        Assert.Equal(148, ckpt.CfrWeights.Names.Count());
+
+        using var lora = GoldenData.Open("lora", "unet_lora_state_dict.safetensors");
+        foreach (var name in lora.Entries.Keys)
+        {
+            using var expected = lora.Load(name);
+            Assert.Equal(expected.shape, ckpt.UnetWeights.ShapeOf(name));
+            using var target = empty(expected.shape, ScalarType.Float32);
+            ckpt.UnetWeights.ReadInto(name, target);
+            TensorAssert.Equal(expected, target, name);
+        }
+        // Converting on the way in (bf16 destination) works too.
+        using var bf = empty(ckpt.CfrWeights.ShapeOf("spynet.mean"), ScalarType.BFloat16);
+        ckpt.CfrWeights.ReadInto("spynet.mean", bf);
+        using var cfr = GoldenData.Open("cfr", "weights.safetensors");
+        using var mean = cfr.Load("spynet.mean");
+        TensorAssert.Close(mean, bf.to(ScalarType.Float32), 1e-2, 1e-2, "spynet.mean as bf16");
+        output.WriteLine($"lazy open of the golden model.pkl: {open:F0} ms; all 1712 UNet tensors streamed in {sw.Elapsed.TotalMilliseconds:F0} ms total");
     }
 
     [Theory]
@@ -139,6 +174,26 @@ public class TorchCheckpointTests(ITestOutputHelper output) : IDisposable
             // Shared storage: writing through one view is visible through the other.
             a[0, 2] = tensor(100f);
             Assert.Equal(100f, b[0, 0].item<float>());
+
+            // Lazily: the same values, read on demand.
+            using var lazy = TorchCheckpoint.Load(path, lazy: true);
+            Assert.True(lazy.IsLazy);
+            var root = Assert.IsType<PyDict>(lazy.Root);
+            var refB = Assert.IsType<TorchTensorRef>(root["b"]);
+            Assert.False(refB.IsWholeStorage);
+            using var lb = refB.Load();
+            Assert.Equal(new float[] { 2, 6, 3, 7 }, lb.data<float>().ToArray());
+            var refA = Assert.IsType<TorchTensorRef>(root["a"]);
+            Assert.True(refA.IsWholeStorage);
+            using var la = refA.Load();
+            Assert.Equal(Enumerable.Range(0, 12).Select(i => (float)i), la.data<float>().ToArray());
+            using var lc = Assert.IsType<TorchTensorRef>(root["c"]).Load();
+            Assert.Equal(new long[] { -5, 7, 1L << 40 }, lc.data<long>().ToArray());
+            Assert.Throws<CheckpointFormatException>(() => TorchCheckpoint.AsStateDict(lazy.Root, "root", path));
+            var source = TorchCheckpoint.AsWeightSource(lazy.Root, "root", path);
+            using var scalar = empty([], ScalarType.Float64);
+            source.ReadInto("scalar", scalar);
+            Assert.Equal(11.0, scalar.item<double>());
         }
     }
 
@@ -362,9 +417,13 @@ public class SafeUnpicklerFuzzTests
                 for (var f = 0; f < 1 + rng.Next(4); f++)
                     data[rng.Next(data.Length)] = (byte)rng.Next(256);
                 File.WriteAllBytes(path, data);
+                var lazy = iter % 2 == 1;
                 try
                 {
-                    using var c = TorchCheckpoint.Load(path);
+                    using var c = TorchCheckpoint.Load(path, lazy);
+                    if (lazy && c.Root is PyDict d)
+                        foreach (var v in d.Values.OfType<TorchTensorRef>())
+                            v.Load().Dispose();
                     ok++;
                 }
                 catch (CheckpointFormatException)
