@@ -42,17 +42,18 @@ kept=0
 for entry in "${SOURCES[@]}"; do
   pkg="${entry%%|*}"
   pattern="${entry#*|}"
-  version="$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')"
-  if [[ -z "$version" || "$version" == "(none)" ]]; then
-    echo "fetch-photos: $pkg is not available from apt (run apt-get update?), skipped" >&2
-    continue
-  fi
   deb="$(ls "$CACHE/${pkg}_"*.deb 2>/dev/null | head -n1 || true)"
   if [[ -z "$deb" ]]; then
+    candidate="$(apt-cache policy "$pkg" 2>/dev/null | awk '/Candidate:/ {print $2}')"
+    if [[ -z "$candidate" || "$candidate" == "(none)" ]]; then
+      echo "fetch-photos: $pkg is not available from apt (run apt-get update first?), skipped" >&2
+      continue
+    fi
     (cd "$CACHE" && apt-get download "$pkg" >/dev/null 2>&1) || { echo "fetch-photos: download of $pkg failed" >&2; continue; }
     deb="$(ls "$CACHE/${pkg}_"*.deb | head -n1)"
   fi
 
+  version="$(dpkg-deb -f "$deb" Version)"  # the cached .deb may be older than apt's candidate
   dest="$WORK/$pkg"
   mkdir -p "$dest"
   dpkg-deb -x "$deb" "$dest"

@@ -93,7 +93,7 @@ public class ClipDatasetTests
         }
 
         // frame 0 is an exact crop of the photo at the recorded origin
-        using var photo = DecodedPhoto.TryDecode(media.Path("a.png"), 1, out _)!;
+        var photo = DecodedPhoto.TryDecode(media.Path("a.png"), 1, out _)!;
         using var c0 = ds.Get(0, 1);
         using var expected = photo.Crop(c0.CropOrigin.X, c0.CropOrigin.Y, 96, 96);
         float d0 = expected.sub(c0.Hr[0]).abs().max().item<float>();
@@ -103,6 +103,30 @@ public class ClipDatasetTests
         var ds2 = new ImageClipDataset(media.Dir, new ImageClipOptions { Frames = 3, CropSize = 96, Split = SplitPart.All, Augment = false });
         using var clip2 = ds2.Get(0, 7);
         Assert.True(BestShift(clip2.Hr[0], clip2.Hr[1]).Best > 0.85);
+    }
+
+    [Fact]
+    public void Photo_cache_and_scaled_jpeg_decoding_give_the_same_clips_as_fresh_decodes()
+    {
+        using var media = new MediaFolder();
+        media.Image("big.jpg", Texture(800, 600, 6));
+        media.Image("b.png", Texture(300, 260, 8));
+        var opts = new ImageClipOptions { Frames = 2, CropSize = 64, PhotoScaleRange = [0.2, 0.6], Split = SplitPart.All };
+        var cached = new ImageClipDataset(media.Dir, opts);
+        var fresh = new ImageClipDataset(media.Dir, new ImageClipOptions { Frames = 2, CropSize = 64, PhotoScaleRange = [0.2, 0.6], Split = SplitPart.All, CacheBytes = 0 });
+        for (int round = 0; round < 2; round++)
+        for (int seed = 0; seed < 6; seed++)
+        {
+            using var a = cached.Get(seed % 2, seed);
+            using var b = fresh.Get(seed % 2, seed);
+            Assert.True(a.Hr.eq(b.Hr).all().item<bool>(), $"seed {seed}: cached clip differs");
+        }
+        Assert.True(cached.Cache!.Hits >= 6, $"cache hits {cached.Cache.Hits}");
+        Assert.Null(fresh.Cache);
+        // JPEG DCT scaling: a 0.3 request decodes at 3/8 of 800x600
+        var small = DecodedPhoto.TryDecode(media.Path("big.jpg"), 0.3, out _)!;
+        Assert.Equal((800, 600), (small.OriginalWidth, small.OriginalHeight));
+        Assert.True(small.Width < 800 && small.Width >= 240, $"scaled decode width {small.Width}");
     }
 
     [Fact]

@@ -71,6 +71,32 @@ public class DegradationTests
         Assert.Equal(-0.4400505857, BlurKernels.BesselJ1(-1), 7);
     }
 
+    [Theory]
+    [InlineData(BlurKernelType.Aniso, 21, 64, 48)]
+    [InlineData(BlurKernelType.Sinc, 13, 40, 40)]
+    [InlineData(BlurKernelType.PlateauIso, 21, 12, 9)]
+    public void Fft_blur_equals_direct_convolution(BlurKernelType type, int size, int h, int w)
+    {
+        using var x = TexturedClip(2, h, w, seed: 4);
+        var k = type == BlurKernelType.Sinc ? BlurKernels.Sinc(1.3, size) : BlurKernels.Gaussian(type, size, 2.5, 1.1, 0.7, 1.5);
+        int saved = Degrader.FftMinKernel;
+        try
+        {
+            Degrader.FftMinKernel = 1000;
+            using var direct = Degrader.Filter2D(x, k);
+            Degrader.FftMinKernel = 1;
+            using var viaFft = Degrader.Filter2D(x, k);
+            Assert.Equal(x.shape, viaFft.shape);
+            Assert.True(direct.sub(viaFft).abs().max().item<float>() < 2e-5f);
+            // a blur keeps the mean and lowers the variation
+            Assert.True(viaFft.std().item<float>() < x.std().item<float>());
+        }
+        finally
+        {
+            Degrader.FftMinKernel = saved;
+        }
+    }
+
     [Fact]
     public void Gaussian_noise_sigma_on_a_flat_image_is_the_planned_sigma_within_the_configured_range()
     {
@@ -208,10 +234,12 @@ public class DegradationTests
     }
 
     [Fact]
-    public void Timing_of_a_3_frame_256_clip()
+    public void Video_step_on_top_of_the_same_plan_and_timing_of_a_3_frame_256_clip()
     {
         using var hr = TexturedClip(3, 256, 256, seed: 1);
-        foreach (var video in new[] { 0.0, 1.0 })
+        Tensor[] outs = new Tensor[2];
+        DegradationPlan[] plans = new DegradationPlan[2];
+        foreach (var video in new[] { 0, 1 })
         {
             var cfg = DegradationConfig.Dloral();
             cfg.VideoCompression.Prob = video;
@@ -219,10 +247,24 @@ public class DegradationTests
             cfg.VideoCompression.CodecProb = [1];
             var d = new Degrader(cfg);
             d.DegradeClip(hr, 4, 0).Dispose(); // warm-up
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var sw = Stopwatch.StartNew();
-            const int n = 8;
-            for (int i = 0; i < n; i++) d.DegradeClip(hr, 4, i + 1).Dispose();
-            _out.WriteLine($"3x256² second-order degradation, video step {(video > 0 ? "libx264" : "off")}: {sw.Elapsed.TotalMilliseconds / n:F1} ms/clip");
+            const int n = 3;
+            for (int i = 0; i < n; i++) d.DegradeClip(hr, 4, 100 + i).Dispose();
+            _out.WriteLine($"3x256² second-order degradation, video step {(video > 0 ? "libx264" : "off")}: wall {sw.Elapsed.TotalMilliseconds / n:F1} ms/clip, " +
+                           $"in-process CPU {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalMilliseconds / n:F1} ms/clip ({torch.get_num_threads()} threads)");
+            outs[video] = d.DegradeClip(hr, 4, 7, out plans[video]);
         }
+        // switching the codec step on changes nothing else in the plan; it changes the frames a little
+        Assert.Null(plans[0].Video);
+        Assert.NotNull(plans[1].Video);
+        Assert.Equal((plans[0] with { Video = null }).ToString(), (plans[1] with { Video = null }).ToString());
+        Assert.Equal(plans[0].Kernel1.Values, plans[1].Kernel1.Values);
+        Assert.Equal(plans[0].FinalSinc.Values, plans[1].FinalSinc.Values);
+        Assert.Equal(outs[0].shape, outs[1].shape);
+        double mse = outs[0].sub(outs[1]).square().mean().item<float>();
+        Assert.True(mse > 0, "the H.264 step must change the frames");
+        Assert.True(10 * Math.Log10(1 / mse) > 20, "the H.264 step must keep the picture");
+        foreach (var o in outs) o.Dispose();
     }
 }

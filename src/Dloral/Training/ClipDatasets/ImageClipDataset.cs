@@ -27,6 +27,8 @@ public sealed class ImageClipOptions
     public SplitPart Split { get; set; } = SplitPart.Train;
     /// <summary>Fraction of files (by file-name hash) held out for validation.</summary>
     public double ValidationFraction { get; set; } = 0.1;
+    /// <summary>Decoded photos kept in memory (bytes of 8-bit RGB); 0 disables the cache. Decoding a 4K JPEG costs ~100 ms, a cached crop ~1 ms.</summary>
+    public long CacheBytes { get; set; } = 768L << 20;
 }
 
 /// <summary>
@@ -43,8 +45,11 @@ public sealed class ImageClipDataset : IClipDataset
     private readonly ImageClipOptions _options;
     private readonly ConcurrentQueue<string> _warnings = new();
     private readonly ConcurrentDictionary<string, byte> _warned = new();
+    private readonly PhotoCache? _cache;
 
     public IReadOnlyList<string> Files { get; }
+    /// <summary>The decoded-photo cache (null when disabled).</summary>
+    public PhotoCache? Cache => _cache;
     public int Count => Files.Count;
     public IReadOnlyList<string> Warnings => _warnings.ToArray();
     public ImageClipOptions Options => _options;
@@ -63,6 +68,7 @@ public sealed class ImageClipDataset : IClipDataset
             .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
             .OrderBy(f => f, StringComparer.Ordinal);
         Files = ValidationSplit.Select(all, _options.Split, _options.ValidationFraction);
+        _cache = _options.CacheBytes > 0 ? new PhotoCache(_options.CacheBytes) : null;
         if (Files.Count == 0)
             throw new InvalidDataException($"Image clip dataset: no {_options.Split} images ({string.Join(", ", Extensions)}) in '{folder}'.");
     }
@@ -111,7 +117,7 @@ public sealed class ImageClipDataset : IClipDataset
 
         string file = Files[index];
         // Peek at the size first to pick a decode scale; the decode itself may fail (corrupt file).
-        using var photo = DecodedPhoto.TryDecode(file, Math.Min(1.0, scale), out error);
+        var photo = DecodedPhoto.TryDecode(file, Math.Min(1.0, scale), out error, _cache);
         if (photo is null) return null;
         int ow = photo.OriginalWidth, oh = photo.OriginalHeight;
         if (Math.Min(ow, oh) < s / 2)

@@ -54,12 +54,14 @@ public sealed record DegradationPlan(
         string finalMode = rng.Pick(cfg.ResizeModes);
         int q2 = (int)Math.Round(rng.Uniform(cfg.JpegRange2));
 
+        // Drawn before the codec choice so switching the video step on or off keeps every other draw.
+        ulong noiseSeed = rng.NextSeed();
         VideoCodecStep? video = null;
         var vc = cfg.VideoCompression;
         if (rng.Chance(vc.Prob))
             video = new VideoCodecStep(vc.Codecs[rng.Weighted(vc.CodecProb)], rng.Int(vc.CrfRange[0], vc.CrfRange[1]), rng.Pick(vc.Presets));
 
-        return new DegradationPlan(scale, k1, r1, n1, q1, second, secondBlur, k2, r2, n2, resizeFirst, finalMode, sinc, q2, video, rng.NextSeed());
+        return new DegradationPlan(scale, k1, r1, n1, q1, second, secondBlur, k2, r2, n2, resizeFirst, finalMode, sinc, q2, video, noiseSeed);
     }
 
     private static ResizeStep SampleResize(DegradationRandom rng, double[] prob, double[] range, string[] modes)
