@@ -20,6 +20,9 @@ public static class EvalCommand
         var noTemporal = new Option<bool>("--no-temporal") { Description = "Skip warping error and tOF (the optical flow is the slowest part)." };
         var noFeature = new Option<bool>("--no-feature-distance") { Description = "Skip resnet18_feature_distance." };
         var onnx = new Option<string?>("--resnet18-onnx") { Description = $"ResNet-18 ONNX file (default: the copy shipped next to dloral, or ${ResNet18OnnxImporter.PathVariable})." };
+        var spynet = new Option<string?>("--spynet") { Description = "SPyNet weights (safetensors, keys basic_module.* or under a '...spynet.' prefix): use this learned flow for the temporal metrics instead of the classical pyramidal Lucas-Kanade." };
+        var spynetInput = new Option<string>("--spynet-input") { Description = "Input range the SPyNet weights expect: unit = [0,1] (standard pretrained SPyNet), signed = [-1,1] (DLoRAL's CFR).", DefaultValueFactory = _ => "unit" };
+        spynetInput.AcceptOnlyFromAmong("unit", "signed");
         var crop = new Option<int>("--crop-size") { Description = "Side of the side-by-side crops in pixels.", DefaultValueFactory = _ => 128 };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for the tensor engine (default: all cores)." };
         var device = new Option<string>("--device") { Description = "cpu (default) or cuda[:N].", DefaultValueFactory = _ => "cpu" };
@@ -27,7 +30,7 @@ public static class EvalCommand
 
         var command = new Command("eval", "Measure results: PSNR/SSIM on Y (BT.601, border crop = scale) and RGB, resnet18_feature_distance (not LPIPS), warping error and tOF (classical optical flow), and no-reference indicators; writes JSON, Markdown, SVG plots and PNG crops.")
         {
-            results, gt, lr, scale, output, frames, noTemporal, noFeature, onnx, crop, threads, device, quiet,
+            results, gt, lr, scale, output, frames, noTemporal, noFeature, onnx, spynet, spynetInput, crop, threads, device, quiet,
         };
         command.SetAction((parse, ct) => CommandErrors.RunAsync(console, ct, token =>
         {
@@ -59,8 +62,12 @@ public static class EvalCommand
             var gtInput = parse.GetValue(gt) is { } g ? media.Open(g, "ground truth", sourceOptions) : null;
             var lrInput = parse.GetValue(lr) is { } l ? media.Open(l, "bicubic", sourceOptions) : null;
 
+            using var learnedFlow = parse.GetValue(spynet) is { } weights
+                ? BadFileIsUsage(() => SpyNetFlow.Load(weights, parse.GetValue(spynetInput) == "signed" ? SpyNetInputRange.Signed : SpyNetInputRange.Unit, dev))
+                : null;
             var options = new EvalOptions
             {
+                Flow = learnedFlow is null ? new LucasKanadeFlow() : learnedFlow,
                 Scale = parse.GetValue(scale),
                 Temporal = !parse.GetValue(noTemporal),
                 FeatureDistance = !parse.GetValue(noFeature),
@@ -77,8 +84,9 @@ public static class EvalCommand
             {
                 report = VideoEvaluator.Evaluate(resultInputs, gtInput, lrInput, options);
             }
-            catch (EvalInputException e)
+            catch (Exception e) when (e is EvalInputException or InvalidDataException)
             {
+                // Mismatched inputs and unreadable model files are the user's input: exit code 2.
                 throw new UsageException(e.Message);
             }
             using (report)
@@ -95,6 +103,12 @@ public static class EvalCommand
             return Task.FromResult(ExitCodes.Ok);
         }));
         return command;
+    }
+
+    private static T BadFileIsUsage<T>(Func<T> load)
+    {
+        try { return load(); }
+        catch (Exception e) when (e is InvalidDataException or Dloral.Checkpoints.SafeTensorsException) { throw new UsageException(e.Message); }
     }
 
     /// <summary>One line per row with its clip values.</summary>

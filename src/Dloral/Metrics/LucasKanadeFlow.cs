@@ -21,7 +21,7 @@ public sealed class LucasKanadeFlow : IOpticalFlowEstimator
     public int Iterations { get; init; } = 5;
 
     /// <summary>σ of the Gaussian integration window, in pixels of each level.</summary>
-    public double WindowSigma { get; init; } = 2.5;
+    public double WindowSigma { get; init; } = 4.0;
 
     /// <summary>Tikhonov term added to the structure tensor (intensity²; intensities in [0,1]).</summary>
     public double Regularization { get; init; } = 1e-5;

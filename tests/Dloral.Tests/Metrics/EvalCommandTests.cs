@@ -75,6 +75,28 @@ public class EvalCommandTests
         Assert.Contains("missing.mp4", stderr);
     }
 
+    [Fact]
+    public async Task Eval_uses_spynet_when_weights_are_given()
+    {
+        using var media = new TestMedia();
+        var (gt, _, noisy) = Clips(media, frames: 3);
+        string dir = media.PathOf("report");
+        var (code, _, stderr) = await Dloral("eval", noisy, "--gt", gt, "-o", dir, "--no-feature-distance",
+            "--spynet", GoldenData.PathOf("cfr", "weights.safetensors"), "--spynet-input", "signed");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "report.json")));
+        Assert.StartsWith("SPyNet", json.RootElement.GetProperty("flow_estimator").GetString());
+        var clip = json.RootElement.GetProperty("rows")[0].GetProperty("clip");
+        Assert.Equal(JsonValueKind.Number, clip.GetProperty("tof").ValueKind);
+        // The golden SPyNet weights are random: its flows fail the forward-backward check almost everywhere,
+        // so the warping error may have no valid pixel (null) — but the key is there.
+        Assert.True(clip.TryGetProperty("warping_error", out _));
+
+        (code, _, stderr) = await Dloral("eval", noisy, "-o", media.PathOf("r2"), "--spynet", gt);
+        Assert.Equal(2, code);
+        Assert.Contains("gt.mkv", stderr);
+    }
+
     [Theory]
     [InlineData("side-by-side", 192)]
     [InlineData("split", 96)]

@@ -64,6 +64,34 @@ public class FullReferenceMetricsTests
         Assert.True(s1 < 1 && s2 < s1, $"ssim noise 0.02 = {s1}, 0.08 = {s2}");
     }
 
+    /// <summary>
+    /// Reference values from scikit-image 0.19.3 (Debian python3-skimage): structural_similarity(gaussian_weights=True,
+    /// sigma=1.5, use_sample_covariance=False, data_range=1) per channel, and peak_signal_noise_ratio(data_range=1),
+    /// on this analytic float64 image pair, RGB and BT.601 Y with a 4-pixel border crop.
+    /// </summary>
+    [Fact]
+    public void Ssim_and_psnr_match_scikit_image_on_an_analytic_pair()
+    {
+        using var scope = NewDisposeScope();
+        const int h = 40, w = 48;
+        var a = new double[3 * h * w];
+        var b = new double[3 * h * w];
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    double v = 0.5 + 0.3 * Math.Sin(0.3 * x + 0.2 * y + c) + 0.1 * Math.Cos(0.005 * x * y + c);
+                    a[(c * h + y) * w + x] = v;
+                    b[(c * h + y) * w + x] = Math.Clamp(v + 0.08 * Math.Sin(0.9 * x - 0.5 * y + 2 * c), 0, 1);
+                }
+        var ta = tensor(a, [3, h, w]);
+        var tb = tensor(b, [3, h, w]);
+        Assert.Equal(0.850601124338, Ssim.Compute(tb, ta, yOnly: false), 9);
+        Assert.Equal(0.953172096456, Ssim.Compute(tb, ta, yOnly: true, cropBorder: 4), 9);
+        Assert.Equal(24.948461978061, Psnr.Compute(tb, ta, yOnly: false), 9);
+        Assert.Equal(33.248028484535, Psnr.Compute(tb, ta, yOnly: true, cropBorder: 4), 9);
+    }
+
     [Fact]
     public void Border_crop_removes_scale_pixels()
     {

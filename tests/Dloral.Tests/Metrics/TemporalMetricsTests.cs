@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace Dloral.Tests.Metrics;
 
-public class TemporalMetricsTests
+public class TemporalMetricsTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public void Lucas_kanade_recovers_a_subpixel_translation()
@@ -19,6 +19,7 @@ public class TemporalMetricsTests
         var inner = flow[.., .., 12..84, 12..100];
         double ex = (inner[.., 0] - dx).abs().mean().item<float>();
         double ey = (inner[.., 1] - dy).abs().mean().item<float>();
+        output.WriteLine($"sub-pixel translation ({dx}, {dy}): mean flow error x {ex:F4}, y {ey:F4} px");
         Assert.True(ex < 0.05 && ey < 0.05, $"mean flow error x {ex:F4}, y {ey:F4} px");
     }
 
@@ -70,6 +71,7 @@ public class TemporalMetricsTests
         var fwd = lk.Estimate(f[0], f[1]);
         var mask = TemporalMetrics.ValidMask(back, fwd);
         var we = TemporalMetrics.WarpingError(f[0], f[1], back, mask);
+        output.WriteLine($"pan with estimated flow: warping error {we.MeanAbsolute:G4}, valid fraction {we.ValidFraction:F3}");
         Assert.True(we.ValidFraction > 0.85, $"valid fraction {we.ValidFraction}");
         Assert.True(we.MeanAbsolute < 2e-3, $"warping error {we.MeanAbsolute}");
     }
@@ -94,6 +96,7 @@ public class TemporalMetricsTests
             return s;
         }
         double es = Sum(stable), ef = Sum(flicker);
+        output.WriteLine($"warping error sum: stable {es:G4}, flicker {ef:G4}");
         Assert.True(ef > 10 * es && ef > 0.02, $"stable {es}, flicker {ef}");
 
         var still = Enumerable.Repeat(stable[0], 2).ToArray();
