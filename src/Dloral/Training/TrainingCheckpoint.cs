@@ -154,6 +154,30 @@ public static class TrainingCheckpoint
         return state;
     }
 
+    /// <summary>
+    /// Applies the trained weights of a checkpoint to an inference model built the same way (e.g. by
+    /// <see cref="Pipeline.DloralModelLoader"/> from the same diffusers folder + model.pkl): "unet.…" names go to the
+    /// UNet, "cfr.…" to the CFR. Every name must exist with the same shape.
+    /// </summary>
+    public static void ApplyTo(Pipeline.DloralModel model, string checkpointDir)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var dir = Find(checkpointDir) ?? throw new DirectoryNotFoundException($"no training checkpoint in '{checkpointDir}'");
+        var targets = model.Unet.named_parameters().Select(p => ("unet." + p.name, p.parameter))
+            .Concat(model.Cfr.named_parameters().Select(p => ("cfr." + p.name, p.parameter)))
+            .ToDictionary(p => p.Item1, p => p.parameter, StringComparer.Ordinal);
+        using var weights = SafeTensorsFile.Open(Path.Combine(dir, WeightsFile));
+        var unknown = weights.Entries.Keys.Where(k => !targets.ContainsKey(k)).ToList();
+        var wrongShape = weights.Entries.Where(e => targets.TryGetValue(e.Key, out var t) && !e.Value.Shape.SequenceEqual(t.shape)).Select(e => e.Key).ToList();
+        if (unknown.Count > 0 || wrongShape.Count > 0)
+            throw new InvalidDataException($"{weights.Path}: does not fit this model (unknown {unknown.Count}: {string.Join(", ", unknown.Take(10))}; wrong shape {wrongShape.Count}: {string.Join(", ", wrongShape.Take(10))})");
+        bool merged = model.Adapters.MergeAdapters;
+        if (merged) Lora.LoraModel.Unmerge(model.Unet);
+        using (no_grad())
+            foreach (var name in weights.Entries.Keys) weights.ReadInto(name, targets[name]);
+        if (merged) model.Configure(model.Adapters);
+    }
+
     private static void Prune(string checkpointsDir)
     {
         var all = List(checkpointsDir);

@@ -316,6 +316,31 @@ public class TrainingControlTests(TrainingPhotos photos) : IClassFixture<Trainin
     }
 
     [Fact]
+    public void A_trained_checkpoint_applies_to_an_inference_model()
+    {
+        var dir = Directory.CreateTempSubdirectory("dloral-train-apply-").FullName;
+        try
+        {
+            var config = TrainerTestConfig.Tiny(photos.Dir, dir, c => { c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; c.Optimizer.LearningRate = 1e-3; });
+            using var trainer = new Trainer(config);
+            var checkpoint = trainer.Run(2).Checkpoint!;
+            using var inference = Dloral.Pipeline.DloralModelLoader.Load(GoldenData.PathOf("tiny_sd"), GoldenData.PathOf("checkpoint", "model.pkl"));
+            inference.Cfr.EnforceReferenceMinimumSize = false;
+            using var frames = rand([1, 2, 3, 64, 64], generator: new Generator(9)) * 2 - 1;
+            using var unc = zeros([1, 1, 1, 8, 8]);
+            using var prompt = zeros(1, 77, 32);
+            using var before = inference.Step(frames, unc, prompt);
+            Dloral.Training.TrainingCheckpoint.ApplyTo(inference, dir);
+            using var after = inference.Step(frames, unc, prompt);
+            using var trained = trainer.Model.Model.Step(frames, unc, prompt);
+            TensorAssert.Close(trained.XDenoised, after.XDenoised, 1e-6, 1e-5, "inference model with the trained checkpoint");
+            Assert.True(TensorAssert.MaxAbsDiff(before.XDenoised, after.XDenoised) > 1e-4, "the checkpoint changed nothing");
+            Assert.Equal(checkpoint, TrainingCheckpoint.Find(dir));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void The_configs_in_the_repository_are_valid()
     {
         var files = Directory.GetFiles(Path.Combine(GoldenData.RepoRoot, "configs"), "*.json");
