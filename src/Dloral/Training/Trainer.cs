@@ -53,7 +53,7 @@ public sealed class Trainer : IDisposable
     private readonly ScalarType _dtype;
     private readonly IClipDataset _dataset;
     private readonly Degrader _degrader;
-    private readonly PerceptualLoss? _perceptual;
+    private readonly IPerceptualLoss? _perceptual;
     private readonly TemporalLoss _temporal = new();
     private readonly CsdLoss? _csd;
     private readonly Tensor _promptEmbeds;
@@ -99,6 +99,8 @@ public sealed class Trainer : IDisposable
             }
             if (config.Losses.Perceptual == "resnet18")
                 _perceptual = PerceptualLoss.Load(config.Losses.PerceptualOnnx is { } onnx ? config.ResolvePath(onnx) : null, _device);
+            else if (config.Losses.Perceptual == "lpips")
+                _perceptual = LpipsLoss.Load(config.ResolvePath(config.Losses.LpipsVgg!), config.ResolvePath(config.Losses.LpipsLin!), _device);
             if (config.Losses.CsdTeacher is { } teacher)
             {
                 var folder = DiffusersFolder.Open(teacher == "model" ? diffusers : config.ResolvePath(teacher));

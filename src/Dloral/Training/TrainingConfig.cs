@@ -62,8 +62,15 @@ public sealed class DataSection
 /// <summary>Loss settings besides the λ schedule.</summary>
 public sealed class LossSection
 {
-    /// <summary>"resnet18" (offline ImageNet ResNet-18 features, see <see cref="PerceptualLoss"/>) or "none".</summary>
+    /// <summary>"resnet18" (offline ImageNet ResNet-18 features, see <see cref="PerceptualLoss"/>), "lpips" (the
+    /// reference's LPIPS-VGG from user-supplied official weights, see <see cref="LpipsLoss"/>) or "none".</summary>
     public string Perceptual { get; set; } = "resnet18";
+
+    /// <summary>For "lpips": torchvision's vgg16-397923af.pth (or a .safetensors with the same keys).</summary>
+    public string? LpipsVgg { get; set; }
+
+    /// <summary>For "lpips": the lpips package's weights/v0.1/vgg.pth (linear heads).</summary>
+    public string? LpipsLin { get; set; }
 
     /// <summary>ResNet-18 ONNX path (default: found in the NuGet cache).</summary>
     public string? PerceptualOnnx { get; set; }
@@ -191,7 +198,9 @@ public sealed class TrainingConfig
         if (Data.Scale < 1 || Data.Crop < 8 * Data.Scale || Data.Crop % (8 * Data.Scale) != 0)
             Fail($"data.crop {Data.Crop} must be a positive multiple of 8·scale = {8 * Data.Scale}");
         if (Data.Frames != 3) Fail($"data.frames {Data.Frames}: DLoRAL trains on 3-frame clips (windows (0,1) and (1,2))");
-        if (Losses.Perceptual is not ("resnet18" or "none")) Fail($"losses.perceptual '{Losses.Perceptual}': use 'resnet18' or 'none'");
+        if (Losses.Perceptual is not ("resnet18" or "lpips" or "none")) Fail($"losses.perceptual '{Losses.Perceptual}': use 'resnet18', 'lpips' or 'none'");
+        if (Losses.Perceptual == "lpips" && (string.IsNullOrEmpty(Losses.LpipsVgg) || string.IsNullOrEmpty(Losses.LpipsLin)))
+            Fail("losses.perceptual 'lpips' needs losses.lpips_vgg (vgg16-397923af.pth) and losses.lpips_lin (lpips v0.1 vgg.pth)");
         if (Optimizer.GradientAccumulation < 1) Fail("optimizer.gradient_accumulation must be >= 1");
         if (Optimizer.LearningRate <= 0) Fail("optimizer.learning_rate must be > 0");
         if (Steps < 0) Fail("steps must be >= 0");

@@ -109,3 +109,60 @@ public class LossTests
         Assert.Equal(0, mine.StepsOf("frozen"));
     }
 }
+
+public class LpipsLossTests
+{
+    private static readonly (int Index, int In, int Out)[] VggConvs =
+    [
+        (0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256), (12, 256, 256), (14, 256, 256),
+        (17, 256, 512), (19, 512, 512), (21, 512, 512), (24, 512, 512), (26, 512, 512), (28, 512, 512),
+    ];
+
+    private static (string Vgg, string Lin) WriteWeights(string dir, double linScale)
+    {
+        var gen = new Generator(77);
+        var vgg = new Dictionary<string, Tensor>();
+        foreach (var (i, cin, cout) in VggConvs)
+        {
+            vgg[$"features.{i}.weight"] = randn([cout, cin, 3, 3], generator: gen) * Math.Sqrt(2.0 / (cin * 9));
+            vgg[$"features.{i}.bias"] = zeros(cout);
+        }
+        var lin = new Dictionary<string, Tensor>();
+        int[] channels = [64, 128, 256, 512, 512];
+        for (int k = 0; k < 5; k++) lin[$"lin{k}.model.1.weight"] = rand([1, channels[k], 1, 1], generator: gen) * linScale;
+        var vggPath = Path.Combine(dir, "vgg16.safetensors");
+        var linPath = Path.Combine(dir, $"lin{linScale}.safetensors");
+        Dloral.Checkpoints.SafeTensorsWriter.Save(vggPath, vgg);
+        Dloral.Checkpoints.SafeTensorsWriter.Save(linPath, lin);
+        return (vggPath, linPath);
+    }
+
+    [Fact]
+    public void Lpips_vgg_from_supplied_weights_is_a_differentiable_distance_linear_in_its_heads()
+    {
+        var dir = Directory.CreateTempSubdirectory("dloral-lpips-").FullName;
+        try
+        {
+            var (vgg, lin1) = WriteWeights(dir, 1.0);
+            var (_, lin2) = WriteWeights(dir, 2.0);
+            using var lpips1 = LpipsLoss.Load(vgg, lin1);
+            using var lpips2 = LpipsLoss.Load(vgg, lin2);
+            using var a = rand([1, 3, 48, 48], generator: new Generator(1)) * 2 - 1;
+            using var b = (a + 0.3 * randn([1, 3, 48, 48], generator: new Generator(2))).clamp(-1, 1);
+            using (var same = lpips1.Compute(a, a)) Assert.True(same.item<float>() < 1e-9f);
+            using var pred = b.detach().requires_grad_(true);
+            using var d1 = lpips1.Compute(pred, a);
+            using var d2 = lpips2.Compute(b, a);
+            Assert.True(d1.item<float>() > 0);
+            Assert.Equal(2 * d1.item<float>(), d2.item<float>(), 4);
+            d1.backward();
+            Assert.True(pred.grad!.abs().sum().item<float>() > 0);
+
+            File.Delete(lin1);
+            Dloral.Checkpoints.SafeTensorsWriter.Save(lin1, new Dictionary<string, Tensor> { ["lin0.model.1.weight"] = ones(1, 64, 1, 1) });
+            var e = Assert.Throws<InvalidDataException>(() => LpipsLoss.Load(vgg, lin1));
+            Assert.Contains("lin4.model.1.weight", e.Message, StringComparison.Ordinal);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

@@ -12,7 +12,7 @@ namespace Dloral.Training.Losses;
 /// weights cannot be downloaded here; it is NOT LPIPS, and its scale differs (so λ_lpips weights a different number).
 /// The network is frozen (no parameter gets a gradient); gradients flow to the prediction only.
 /// </summary>
-public sealed class PerceptualLoss : IDisposable
+public sealed class PerceptualLoss : IPerceptualLoss
 {
     private readonly ResNet18 _net;
 
