@@ -8,7 +8,7 @@ namespace Dloral.Bench;
 
 /// <summary>
 /// Seconds per forward and peak memory of the full-size SD 2.1-base UNet and VAE (random weights), fp32 or bf16.
-/// Usage: <c>Dloral.Bench sd (unet|vae-encode|vae-decode|load|ops) [fp32|bf16] [--cl] [--threads N] [--iters N] [--golden DIR]</c>.
+/// Usage: <c>Dloral.Bench sd (unet|vae-encode|vae-decode|tiled-encode|tiled-decode|load|ops) [fp32|bf16] [--cl] [--threads N] [--iters N] [--golden DIR]</c>.
 /// Run one mode per process so the peak RSS (VmHWM) belongs to that mode alone.
 /// </summary>
 public static class SdForwardBench
@@ -17,7 +17,7 @@ public static class SdForwardBench
     {
         if (args.Length == 0)
         {
-            Console.Error.WriteLine("usage: sd (unet|vae-encode|vae-decode|load|ops) [fp32|bf16] [--cl] [--threads N] [--iters N] [--golden DIR]");
+            Console.Error.WriteLine("usage: sd (unet|vae-encode|vae-decode|tiled-encode|tiled-decode|load|ops) [fp32|bf16] [--cl] [--threads N] [--iters N] [--golden DIR]");
             return 2;
         }
         string mode = args[0];
@@ -58,6 +58,26 @@ public static class SdForwardBench
                 {
                     using var latent = randn(1, 4, 64, 64).to_type(dtype);
                     Time(iters, () => vae.Decode(latent));
+                }
+                break;
+            }
+            case "tiled-decode":
+            case "tiled-encode":
+            {
+                // A whole frame (default 1920×1080) through TiledVae with its default tiles: peak memory stays near one tile's.
+                var size = (StrArg(args, "--size") ?? "1920x1080").Split('x').Select(long.Parse).ToArray();
+                using var vae = new AutoencoderKL(Config(golden, "vae_config.json", AutoencoderKLConfig.FromJson), options);
+                vae.eval();
+                var tiled = new Dloral.Pipeline.TiledVae(vae);
+                if (mode == "tiled-decode")
+                {
+                    using var latent = randn(1, 4, size[1] / 8, size[0] / 8).to_type(dtype);
+                    Time(iters, () => tiled.Decode(latent));
+                }
+                else
+                {
+                    using var image = (rand(1, 3, size[1], size[0]) * 2 - 1).to_type(dtype);
+                    Time(iters, () => tiled.EncodeMoments(image));
                 }
                 break;
             }
@@ -108,6 +128,12 @@ public static class SdForwardBench
                     Cpu($"{dt} group_norm channels_last", iters, () => nn.functional.group_norm(xcl, 32, gw, gb, 1e-5));
                     Cpu($"{dt} linear 4096×320→2560", iters, () => lin.call(tokens));
                     Cpu($"{dt} sdpa self 4096²×5×64", iters, () => nn.functional.scaled_dot_product_attention(q, q, q));
+                    Cpu($"{dt} manual attention self 4096²×5×64", iters, () =>
+                    {
+                        using var sc = NewDisposeScope();
+                        var scores = matmul(q, q.transpose(-1, -2)) * 0.125;
+                        return matmul(scores.softmax(-1), q).MoveToOuterDisposeScope();
+                    });
                     Cpu($"{dt} sdpa cross 4096×77", iters, () => nn.functional.scaled_dot_product_attention(q, kv, kv));
                     Cpu($"{dt} group_norm 320@64²", iters, () => nn.functional.group_norm(x, 32, gw, gb, 1e-5));
                     Cpu($"{dt} layer_norm 4096×320", iters, () => ln.call(tokens));

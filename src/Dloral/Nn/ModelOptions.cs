@@ -40,9 +40,18 @@ public sealed record ModelOptions(Device? Device = null, ScalarType DType = Scal
 
     internal nn.Module<Tensor, Tensor> Conv2d(long inChannels, long outChannels, long kernel, long stride = 1, long padding = 0, bool bias = true)
     {
-        if (!Uninitialized) return nn.Conv2d(inChannels, outChannels, kernel, stride, padding, bias: bias, device: Device, dtype: DType);
+        if (!Uninitialized)
+        {
+            var initialized = nn.Conv2d(inChannels, outChannels, kernel, stride, padding, bias: bias, device: Device, dtype: DType);
+            // Re-lay out layer by layer (not the whole model at the end) so only one extra weight is alive at a time.
+            if (ChannelsLast) MemoryFormat.ParametersToChannelsLast(initialized);
+            return initialized;
+        }
         var layer = nn.Conv2d(inChannels, outChannels, kernel, stride, padding, bias: bias, device: MetaDevice, dtype: DType);
-        layer.weight = new TorchSharp.Modules.Parameter(empty([outChannels, inChannels, kernel, kernel], DType, Device));
+        var weight = ChannelsLast
+            ? empty([outChannels, kernel, kernel, inChannels], DType, Device).permute(0, 3, 1, 2)
+            : empty([outChannels, inChannels, kernel, kernel], DType, Device);
+        layer.weight = new TorchSharp.Modules.Parameter(weight);
         if (bias) layer.bias = new TorchSharp.Modules.Parameter(empty([outChannels], DType, Device));
         return layer;
     }
