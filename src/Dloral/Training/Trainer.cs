@@ -118,6 +118,9 @@ public sealed class Trainer : IDisposable
             throw;
         }
         _log = new TrainingLog(Path.Combine(OutputDirectory, "train_log.jsonl"), _options.Console);
+        // Unreadable files are skipped by the dataset (raised from loader threads); say so instead of failing.
+        if (_dataset is ImageClipDataset images) images.Warning += m => _log.Message("warning: " + m);
+        else if (_dataset is VideoClipDataset videos) videos.Warning += m => _log.Message("warning: " + m);
     }
 
     public TrainingConfig Config { get; }

@@ -76,7 +76,11 @@ public sealed class TrainingLog : IDisposable
             $"step {r.Step}/{totalSteps} [{r.Phase}] loss {r.Loss:F5} (l2 {r.LossL2:F5} perc {r.LossPerceptual:F4} temp {r.LossTemporal:F5} csd {r.LossCsd:F4}) {perStep:F2} s/step ETA {eta:hh\\:mm\\:ss}"));
     }
 
-    public void Message(string text) => _console?.WriteLine(text);
+    public void Message(string text)
+    {
+        if (_console is null) return;
+        lock (_console) _console.WriteLine(text); // also called from data-loader threads
+    }
 
     public void Dispose() => _file?.Dispose();
 }

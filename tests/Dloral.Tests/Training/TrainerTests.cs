@@ -341,6 +341,26 @@ public class TrainingControlTests(TrainingPhotos photos) : IClassFixture<Trainin
     }
 
     [Fact]
+    public void A_corrupt_photo_is_skipped_with_a_warning()
+    {
+        using var media = new MediaFolder();
+        media.Image("good.png", ClipDatasetTests.Texture(160, 160, 7));
+        File.WriteAllBytes(media.Path("broken.png"), [0x89, 0x50, 0x4E, 0x47, 1, 2, 3, 4, 5]);
+        var dir = Directory.CreateTempSubdirectory("dloral-train-corrupt-").FullName;
+        try
+        {
+            var console = new StringWriter();
+            var config = TrainerTestConfig.Tiny(media.Dir, dir, c => { c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; c.Data.ValidationFraction = 0; });
+            using var trainer = new Trainer(config, new TrainerOptions { Console = console });
+            var r = trainer.Run(3);
+            Assert.Equal(3, r.LastStep);
+            Assert.Contains("warning: skipped image", console.ToString(), StringComparison.Ordinal);
+            Assert.Contains("broken.png", console.ToString(), StringComparison.Ordinal);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void The_configs_in_the_repository_are_valid()
     {
         var files = Directory.GetFiles(Path.Combine(GoldenData.RepoRoot, "configs"), "*.json");
