@@ -294,7 +294,7 @@ public sealed class Trainer : IDisposable
             throw;
         }
         double norm = ApplyUpdate();
-        var record = new StepRecord(Step, w.Stage.ToString().ToLowerInvariant(), w.Phase, w.Progress, w.L2, w.Lpips, w.Csd, w.Temporal,
+        var record = new StepRecord(Step, w.Step, w.Stage.ToString().ToLowerInvariant(), w.Phase, w.Progress, w.L2, w.Lpips, w.Csd, w.Temporal,
             terms.L2, terms.Perceptual, terms.Temporal, terms.Csd, terms.Total, norm, Optimizer.Options.LearningRate, clock.Elapsed.TotalSeconds);
         _log.Write(record);
         return record;

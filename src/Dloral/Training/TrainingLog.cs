@@ -8,9 +8,10 @@ namespace Dloral.Training;
 /// <summary>The loss terms of one step (unweighted values and the weighted total).</summary>
 public sealed record LossTerms(double L2, double Perceptual, double Temporal, double Csd, double Total);
 
-/// <summary>One line of train_log.jsonl.</summary>
+/// <summary>One line of train_log.jsonl. <paramref name="Step"/> counts completed steps (1 = the first);
+/// <paramref name="ScheduleStep"/> = Step − 1 is the reference's global_step whose λs and stage were used.</summary>
 public sealed record StepRecord(
-    long Step, string Stage, string Phase, double? Progress,
+    long Step, long ScheduleStep, string Stage, string Phase, double? Progress,
     double LambdaL2, double LambdaLpips, double LambdaCsd, double LambdaTemporal,
     double LossL2, double LossPerceptual, double LossTemporal, double LossCsd, double Loss,
     double GradNorm, double Lr, double Seconds)
