@@ -13,6 +13,8 @@ public static class Program
         ["media-identity"] = ("child of media-overhead: copy IN to OUT frame by frame", MediaOverheadBench.Identity),
         ["bicubic"] = ("end-to-end bicubic (decode, upscale, encode): fps, s/frame per stage, peak RSS; the reference row", BicubicEndToEndBench.Run),
         ["micro-metrics"] = ("BenchmarkDotNet: flow warp, SSIM, PSNR, Lucas-Kanade flow, ResNet-18 feature distance at 256x256", MetricsMicroBench.Run),
+        ["sd"] = ("SD forward: sd (unet|vae-encode|vae-decode|load) [fp32|bf16]", SdForwardBench.Run),
+        ["train-step"] = ("training step of configs/tiny.json: s/step per stage, peak RSS; args [crop=64] [steps=20] [threads]", TrainStepBench.Run),
         ["baselines"] = ("bicubic/lanczos vs ffmpeg swscale and Pillow: mean/max difference in 8-bit levels", BaselinesBench.Run),
     };
 

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace Dloral.Tests.Diffusion;
 
-public class AutoencoderKLTests
+public class AutoencoderKLTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     internal static AutoencoderKL LoadTinyVae(Dloral.Nn.ModelOptions? options = null)
     {
@@ -35,6 +35,8 @@ public class AutoencoderKLTests
         TensorAssert.Close(golden.Load("out.std"), posterior.Std, 1e-5, 1e-4, $"{caseFile} std");
         TensorAssert.Close(golden.Load("out.mean_scaled"), posterior.Mean * vae.ScalingFactor, 1e-5, 1e-4, $"{caseFile} mean_scaled");
         var decoded = vae.Decode(golden.Load("in.latent"));
+        output.WriteLine($"tiny_vae {caseFile}: moments max|diff| {TensorAssert.MaxAbsDiff(golden.Load("out.moments"), moments):G3}, " +
+            $"std {TensorAssert.MaxAbsDiff(golden.Load("out.std"), posterior.Std):G3}, decoded {TensorAssert.MaxAbsDiff(golden.Load("out.decoded"), decoded):G3}");
         TensorAssert.Close(golden.Load("out.decoded"), decoded, 1e-5, 1e-4, $"{caseFile} decoded");
     }
 
@@ -53,5 +55,17 @@ public class AutoencoderKLTests
         using var clamped = new DiagonalGaussian(cat([zeros(1, 1, 1, 1), full(new long[] { 1, 1, 1, 1 }, 50.0)], 1));
         Assert.Equal(20.0, clamped.LogVar.item<float>(), 5);
         TensorAssert.Equal(posterior.Mean, posterior.Mode(), "mode is the mean");
+    }
+
+    [Fact]
+    public void Channels_last_layout_gives_the_same_result()
+    {
+        TorchRuntime.Initialize();
+        using var vae = LoadTinyVae(new Dloral.Nn.ModelOptions { ChannelsLast = true });
+        using var golden = GoldenData.Open("tiny_vae", "case_b2_48x64.safetensors");
+        using var scope = NewDisposeScope();
+        using var guard = inference_mode();
+        TensorAssert.Close(golden.Load("out.moments"), vae.EncodeMoments(golden.Load("in.image")), 1e-5, 1e-4, "channels-last moments");
+        TensorAssert.Close(golden.Load("out.decoded"), vae.Decode(golden.Load("in.latent")), 1e-5, 1e-4, "channels-last decoded");
     }
 }

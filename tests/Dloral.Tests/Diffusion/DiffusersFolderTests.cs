@@ -53,6 +53,10 @@ public sealed class DiffusersFolderTests : IDisposable
         using var output = RunTinyCase(unet);
         using var expected = GoldenOut();
         TensorAssert.Close(expected, output, 1e-5, 1e-4, "tiny_sd unet");
+        using var unetCl = folder.LoadUNet(new ModelOptions { ChannelsLast = true });
+        Assert.True(MemoryFormat.IsChannelsLast(unetCl.state_dict()["down_blocks.0.resnets.0.conv1.weight"]));
+        using var outputCl = RunTinyCase(unetCl);
+        TensorAssert.Close(expected, outputCl, 1e-5, 1e-4, "tiny_sd unet, channels-last load");
 
         using var vae = folder.LoadVae();
         using var golden = GoldenData.Open("tiny_vae", "case_b1_32.safetensors");
@@ -256,5 +260,17 @@ public sealed class DiffusersFolderTests : IDisposable
         {
             foreach (var t in weights.Values) t.Dispose();
         }
+    }
+
+    [Fact]
+    public void Truncated_weights_file_is_a_clear_error_naming_the_file()
+    {
+        var root = CopyTinySd("vae");
+        var path = Path.Combine(root, "vae", "diffusion_pytorch_model.safetensors");
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+        var e = Assert.Throws<SafeTensorsException>(() => DiffusersFolder.Open(root).LoadVae());
+        Assert.Contains(path, e.Message);
+        Assert.Contains("outside the data section", e.Message);
     }
 }

@@ -1,0 +1,445 @@
+using System.Diagnostics;
+using Dloral.Diffusion;
+using Dloral.Metrics;
+using Dloral.Temporal;
+using Dloral.Training.ClipDatasets;
+using Dloral.Training.Degradations;
+using Dloral.Training.Losses;
+using TorchSharp;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Dloral.Training;
+
+/// <summary>Options of a <see cref="Trainer"/> that are not part of the run's config.</summary>
+public sealed class TrainerOptions
+{
+    /// <summary>Device to train on (default CPU).</summary>
+    public Device? Device { get; init; }
+
+    /// <summary>Progress output (null = silent).</summary>
+    public TextWriter? Console { get; init; }
+
+    /// <summary>Overrides the config's output folder.</summary>
+    public string? Output { get; init; }
+
+    /// <summary>Overrides the config's data folder.</summary>
+    public string? DataFolder { get; init; }
+
+    /// <summary>Called after every step of <see cref="Trainer.Run"/> (progress UIs; tests cancel from here).</summary>
+    public Action<StepRecord>? OnStep { get; init; }
+
+    /// <summary>Called after each checkpoint file is written (tests inject failures here).</summary>
+    public Action<string>? AfterCheckpointFile { get; init; }
+}
+
+/// <summary>Result of <see cref="Trainer.Run"/>.</summary>
+public sealed record TrainingRunResult(long FirstStep, long LastStep, bool Cancelled, string? Checkpoint, double SecondsPerStep, IReadOnlyList<StepRecord> Steps);
+
+/// <summary>Validation metrics of the held-out clip.</summary>
+public sealed record ValidationResult(double Psnr, double Ssim, double WarpingError, double Loss, string? Sample);
+
+/// <summary>
+/// DLoRAL's training loop (the reference's train_DLoRAL.py, with its bugs fixed): 3-frame clips, windows (0,1) and
+/// (1,2) through the one-step model; L2 + perceptual + temporal (+ CSD in the enhancement stage) weighted by
+/// <see cref="StageSchedule"/>; the stage's parameter set trains with AdamW (gradient clipping over ALL trained
+/// parameters — the reference clips only its first group — and gradient accumulation). Every random choice is a
+/// function of (seed, step), so a resumed run reproduces an uninterrupted one.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private readonly TrainerOptions _options;
+    private readonly Device _device;
+    private readonly ScalarType _dtype;
+    private readonly IClipDataset _dataset;
+    private readonly Degrader _degrader;
+    private readonly IPerceptualLoss? _perceptual;
+    private readonly TemporalLoss _temporal = new();
+    private readonly CsdLoss? _csd;
+    private readonly Tensor _promptEmbeds;
+    private readonly Tensor _negativeEmbeds;
+    private readonly TrainingLog _log;
+    private ClipLoader? _loader;
+    private TrainingClip? _validationClip;
+    private long _lastSavedStep = -1;
+
+    public Trainer(TrainingConfig config, TrainerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        Config = config;
+        _options = options ?? new TrainerOptions();
+        _device = _options.Device ?? CPU;
+        _dtype = config.Model.Dtype == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32;
+        Schedule = new StageSchedule(config.Schedule);
+        OutputDirectory = Path.GetFullPath(_options.Output ?? config.ResolvePath(config.Output));
+        Directory.CreateDirectory(OutputDirectory);
+
+        var dataFolder = _options.DataFolder ?? config.ResolvePath(config.Data.Folder);
+        _dataset = OpenDataset(dataFolder, SplitPart.Train);
+        var degradation = DegradationConfig.FromPreset(config.Data.Degradation is "dloral" or "default" or "light" ? config.Data.Degradation : config.ResolvePath(config.Data.Degradation));
+        if (!config.Data.VideoCompression) degradation.VideoCompression.Prob = 0;
+        _degrader = new Degrader(degradation);
+
+        try
+        {
+            Model = TrainingModel.Create(config, _device, config.Seed);
+            Optimizer = new AdamWOptimizer(new AdamWOptions
+            {
+                LearningRate = config.Optimizer.LearningRate, Beta1 = config.Optimizer.Beta1, Beta2 = config.Optimizer.Beta2,
+                Epsilon = config.Optimizer.Epsilon, WeightDecay = config.Optimizer.WeightDecay,
+            });
+            var diffusers = config.ResolvePath(config.Model.Diffusers);
+            using (var prompts = PromptEncoder.FromDiffusersFolder(diffusers, _device))
+            {
+                // Encode runs in inference mode; a clone made outside it can take part in autograd graphs.
+                using var pos = prompts.Encode(config.Prompt);
+                using var neg = prompts.Encode(config.NegativePrompt);
+                _promptEmbeds = pos.to_type(_dtype).clone().DetachFromDisposeScope();
+                _negativeEmbeds = neg.to_type(_dtype).clone().DetachFromDisposeScope();
+            }
+            if (config.Losses.Perceptual == "resnet18")
+                _perceptual = PerceptualLoss.Load(config.Losses.PerceptualOnnx is { } onnx ? config.ResolvePath(onnx) : null, _device);
+            else if (config.Losses.Perceptual == "lpips")
+                _perceptual = LpipsLoss.Load(config.ResolvePath(config.Losses.LpipsVgg!), config.ResolvePath(config.Losses.LpipsLin!), _device);
+            if (config.Losses.CsdTeacher is { } teacher)
+            {
+                var folder = DiffusersFolder.Open(teacher == "model" ? diffusers : config.ResolvePath(teacher));
+                var schedule = DdpmSchedule.FromConfigFile(folder.ComponentFile("scheduler", "scheduler_config.json"));
+                _csd = new CsdLoss(folder.LoadUNet(new Nn.ModelOptions(_device, _dtype)), schedule, new CsdOptions
+                {
+                    GuidanceScale = config.Losses.CsdGuidance, MinStepRatio = config.Losses.CsdMinStepRatio, MaxStepRatio = config.Losses.CsdMaxStepRatio,
+                });
+            }
+        }
+        catch
+        {
+            Model?.Dispose();
+            _perceptual?.Dispose();
+            throw;
+        }
+        _log = new TrainingLog(Path.Combine(OutputDirectory, "train_log.jsonl"), _options.Console);
+        // Unreadable files are skipped by the dataset (raised from loader threads); say so instead of failing.
+        if (_dataset is ImageClipDataset images) images.Warning += m => _log.Message("warning: " + m);
+        else if (_dataset is VideoClipDataset videos) videos.Warning += m => _log.Message("warning: " + m);
+    }
+
+    public TrainingConfig Config { get; }
+    public StageSchedule Schedule { get; }
+    public TrainingModel Model { get; }
+    public AdamWOptimizer Optimizer { get; }
+    public string OutputDirectory { get; }
+    public string CheckpointDirectory => Path.Combine(OutputDirectory, "checkpoints");
+
+    /// <summary>Completed optimizer steps (the reference's global_step before the next update).</summary>
+    public long Step { get; private set; }
+
+    /// <summary>Clips consumed from the data stream.</summary>
+    public long DataPosition => Step * Config.Optimizer.GradientAccumulation;
+
+    /// <summary>Whether a CSD teacher is configured.</summary>
+    public bool HasCsd => _csd is not null;
+
+    private IClipDataset OpenDataset(string folder, SplitPart split)
+    {
+        var d = Config.Data;
+        if (d.Kind == "videos")
+            return new VideoClipDataset(folder, new VideoClipOptions { Frames = d.Frames, CropSize = d.Crop, Split = split, ValidationFraction = d.ValidationFraction });
+        return new ImageClipDataset(folder, new ImageClipOptions { Frames = d.Frames, CropSize = d.Crop, Split = split, ValidationFraction = d.ValidationFraction });
+    }
+
+    /// <summary>Continues from a checkpoint folder (or the newest one under a run folder).</summary>
+    public TrainingState Resume(string path)
+    {
+        var dir = TrainingCheckpoint.Find(path) ?? throw new DirectoryNotFoundException($"no training checkpoint in '{path}'");
+        var state = TrainingCheckpoint.Restore(dir, Model, Optimizer);
+        if (state.Seed != Config.Seed)
+            _log.Message($"warning: checkpoint seed {state.Seed} differs from the config's {Config.Seed}; the data stream continues with the config's seed");
+        Step = state.Step;
+        _lastSavedStep = state.Step;
+        _loader?.Dispose();
+        _loader = null;
+        _log.Message($"resumed from {dir} at step {Step}");
+        return state;
+    }
+
+    private ClipLoader Loader => _loader ??= new ClipLoader(_dataset, new ClipLoaderOptions
+    {
+        Seed = Config.Seed,
+        Prefetch = Math.Max(1, Config.Data.Prefetch),
+        Workers = Math.Max(1, Config.Data.Workers),
+        Scale = Config.Data.Scale,
+        StartPosition = DataPosition,
+    }, _degrader);
+
+    /// <summary>
+    /// Forward of one clip and the weighted loss. <paramref name="generator"/> draws the CSD timesteps and noise.
+    /// Returns the total loss tensor (with graph unless under no_grad) and the unweighted terms.
+    /// </summary>
+    public (Tensor Loss, LossTerms Terms) Forward(TrainingClip clip, StageWeights weights, Generator? generator)
+    {
+        ArgumentNullException.ThrowIfNull(clip);
+        ArgumentNullException.ThrowIfNull(weights);
+        var lrClip = clip.Lr ?? throw new InvalidOperationException("training clips need a degraded LR clip");
+        using var scope = NewDisposeScope();
+        var model = Model.Model;
+        var hr = clip.Hr.to(ScalarType.Float32, _device);
+        long t = hr.shape[0], size = hr.shape[2], width = hr.shape[3];
+        var up = F.interpolate(lrClip.to(ScalarType.Float32, _device), size: [size, width], mode: InterpolationMode.Bicubic, align_corners: false).clamp(0, 1);
+        var src = (up * 2 - 1).to_type(_dtype);
+        var tgt = hr * 2 - 1;
+        var u8 = up.mul(255).round().to_type(ScalarType.Byte).cpu();
+        Tensor latents;
+        using (no_grad()) latents = model.EncodeLatents(src); // frozen VAE: no graph needed
+
+        var images = new List<Tensor>();
+        var xs = new List<Tensor>();
+        Tensor? uncertaintyLast = null;
+        for (int i = 0; i + 1 < t; i++)
+        {
+            var frames = src.narrow(0, i, 2).unsqueeze(0);
+            var lat = latents.narrow(0, i, 2).unsqueeze(0);
+            var unc = UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device);
+            var (unetIn, retrieval) = model.Fuse(frames, lat, unc);
+            retrieval.Dispose();
+            var x = model.Denoise(unetIn, _promptEmbeds);
+            images.Add(model.DecodeLatents(x));
+            xs.Add(x);
+            uncertaintyLast = unc;
+        }
+
+        Tensor l2 = zeros(1, device: _device).squeeze(), perc = l2, temporal = l2, csd = l2;
+        for (int i = 0; i < images.Count; i++)
+        {
+            var target = tgt.narrow(0, i + 1, 1);
+            l2 = l2 + ReconstructionLoss.L2(images[i], target);
+            if (_perceptual is not null && weights.Lpips != 0) perc = perc + _perceptual.Compute(images[i], target);
+        }
+        if (weights.Temporal != 0)
+        {
+            for (int i = 1; i < images.Count; i++)
+            {
+                using var guide = _temporal.Guide(tgt.narrow(0, i, 1), tgt.narrow(0, i + 1, 1));
+                Tensor? extra = null;
+                if (Config.Losses.TemporalUseUncertainty && uncertaintyLast is not null)
+                    extra = 1 - F.interpolate(uncertaintyLast.select(1, 0).to_type(ScalarType.Float32), size: [size, width], mode: InterpolationMode.Nearest);
+                temporal = temporal + TemporalLoss.Compute(images[i - 1], images[i], guide, extra);
+            }
+        }
+        if (_csd is not null && weights.Csd > 0)
+        {
+            // The reference draws one noise for both windows.
+            var noise = randn(xs[0].shape, dtype: ScalarType.Float32, generator: generator).to(_device);
+            foreach (var x in xs) csd = csd + _csd.Compute(x, _promptEmbeds, _negativeEmbeds, noise, generator);
+        }
+        var total = l2 * weights.L2 + perc * weights.Lpips + temporal * weights.Temporal + csd * weights.Csd;
+        var terms = new LossTerms(l2.item<float>(), perc.item<float>(), temporal.item<float>(), csd.item<float>(), total.item<float>());
+        return (total.MoveToOuterDisposeScope(), terms);
+    }
+
+    /// <summary>
+    /// Forward + backward of the next step's clips (gradient accumulation included) with the step's stage set;
+    /// gradients are left on the parameters. Returns the step's weights and mean loss terms.
+    /// </summary>
+    public (StageWeights Weights, LossTerms Terms) AccumulateGradients(CancellationToken cancellationToken = default)
+    {
+        var weights = Schedule.At(Step);
+        Model.SetStage(weights.Stage);
+        Model.ZeroGrad();
+        int accum = Config.Optimizer.GradientAccumulation;
+        double l2 = 0, perc = 0, temporal = 0, csd = 0, total = 0;
+        for (int m = 0; m < accum; m++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            long position = DataPosition + m;
+            using var clip = Loader.Next();
+            if (clip.Position != position) throw new InvalidOperationException($"data stream out of order: expected clip {position}, got {clip.Position}");
+            using var gen = new Generator((ulong)DegradationRandom.Derive(Config.Seed, 0xC5D, position));
+            using var scope = NewDisposeScope();
+            var (loss, terms) = Forward(clip, weights, gen);
+            (loss / accum).backward();
+            l2 += terms.L2 / accum; perc += terms.Perceptual / accum; temporal += terms.Temporal / accum; csd += terms.Csd / accum; total += terms.Total / accum;
+        }
+        return (weights, new LossTerms(l2, perc, temporal, csd, total));
+    }
+
+    /// <summary>Clips the gradients of the stage's parameters, applies AdamW to them only, drops all gradients and advances the step.</summary>
+    public double ApplyUpdate()
+    {
+        var trainable = Model.TrainableIn(Model.Stage);
+        double norm = AdamWOptimizer.ClipGradNorm(trainable.Select(p => p.Param), Config.Optimizer.MaxGradNorm);
+        Optimizer.Step(trainable.Select(p => (p.Name, p.Param)));
+        Model.ZeroGrad();
+        Step++;
+        return norm;
+    }
+
+    /// <summary>One full optimizer step; returns its log record. Cancellation between micro-batches abandons the step (throws).</summary>
+    public StepRecord TrainStep(CancellationToken cancellationToken = default)
+    {
+        var clock = Stopwatch.StartNew();
+        StageWeights w;
+        LossTerms terms;
+        try
+        {
+            (w, terms) = AccumulateGradients(cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+        catch (OperationCanceledException)
+        {
+            // Abandon the half-accumulated step: the model stays at the last completed step, and the data stream is
+            // rebuilt from that step's position on the next call.
+            Model.ZeroGrad();
+            _loader?.Dispose();
+            _loader = null;
+            throw;
+        }
+        double norm = ApplyUpdate();
+        var record = new StepRecord(Step, w.Step, w.Stage.ToString().ToLowerInvariant(), w.Phase, w.Progress, w.L2, w.Lpips, w.Csd, w.Temporal,
+            terms.L2, terms.Perceptual, terms.Temporal, terms.Csd, terms.Total, norm, Optimizer.Options.LearningRate, clock.Elapsed.TotalSeconds);
+        _log.Write(record);
+        return record;
+    }
+
+    /// <summary>
+    /// Trains until <paramref name="untilStep"/> (default: the config's steps) or cancellation; checkpoints every N
+    /// steps and at exit (cancellation included), validates every M steps.
+    /// </summary>
+    public TrainingRunResult Run(long? untilStep = null, CancellationToken cancellationToken = default)
+    {
+        long target = untilStep ?? Config.Steps;
+        long first = Step;
+        var records = new List<StepRecord>();
+        var clock = Stopwatch.StartNew();
+        string? checkpoint = null;
+        bool cancelled = false;
+        _log.Message($"training {Config.Model.Source} model from step {Step} to {target} on {_dataset.Count} clip source(s), crop {Config.Data.Crop}, output {OutputDirectory}");
+        while (Step < target)
+        {
+            if (cancellationToken.IsCancellationRequested) { cancelled = true; break; }
+            StepRecord r;
+            try
+            {
+                // A long step (full-size models) is abandoned between micro-batches so Ctrl-C saves promptly.
+                r = TrainStep(cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                cancelled = true;
+                break;
+            }
+            records.Add(r);
+            _options.OnStep?.Invoke(r);
+            if (Config.LogEvery > 0 && (Step % Config.LogEvery == 0 || Step == target)) _log.Progress(r, target);
+            if (Config.CheckpointEvery > 0 && Step % Config.CheckpointEvery == 0) checkpoint = SaveCheckpoint(r.Loss);
+            if (Config.ValidateEvery > 0 && Step % Config.ValidateEvery == 0) Validate();
+        }
+        if (Step != _lastSavedStep && Step > 0) checkpoint = SaveCheckpoint(records.Count > 0 ? records[^1].Loss : null);
+        else checkpoint ??= TrainingCheckpoint.Find(CheckpointDirectory);
+        double perStep = records.Count > 0 ? clock.Elapsed.TotalSeconds / records.Count : 0;
+        return new TrainingRunResult(first, Step, cancelled, checkpoint, perStep, records);
+    }
+
+    /// <summary>Writes a checkpoint of the current step (atomically) and returns its folder.</summary>
+    public string SaveCheckpoint(double? lastLoss = null)
+    {
+        var state = new TrainingState(Step, Config.Seed, DataPosition, Model.Stage.ToString().ToLowerInvariant(), lastLoss, DateTime.UtcNow);
+        var dir = TrainingCheckpoint.Save(CheckpointDirectory, state, Model, Optimizer, Config, _options.AfterCheckpointFile);
+        _lastSavedStep = Step;
+        return dir;
+    }
+
+    /// <summary>
+    /// The held-out clip: the first validation-split file (or, when the folder has none, the first training file) with
+    /// fixed crop, motion and degradation.
+    /// </summary>
+    public TrainingClip ValidationClip()
+    {
+        if (_validationClip is not null) return _validationClip;
+        IClipDataset source;
+        try
+        {
+            source = OpenDataset(_options.DataFolder ?? Config.ResolvePath(Config.Data.Folder), SplitPart.Validation);
+        }
+        catch (InvalidDataException)
+        {
+            source = _dataset; // too few files for a held-out split
+        }
+        long seed = DegradationRandom.Derive(Config.Seed, 0x7A1);
+        var sample = source.Get(0, seed);
+        try
+        {
+            var lr = _degrader.DegradeClip(sample.Hr, Config.Data.Scale, DegradationRandom.Derive(seed, 1), out var plan);
+            _validationClip = new TrainingClip { Sample = sample, Lr = lr, Plan = plan, Position = -1, Seed = seed };
+        }
+        catch
+        {
+            sample.Dispose();
+            throw;
+        }
+        return _validationClip;
+    }
+
+    /// <summary>Loss terms of a clip at the current step's weights, without gradients.</summary>
+    public LossTerms Evaluate(TrainingClip clip, StageWeights? weights = null)
+    {
+        using var noGrad = no_grad();
+        using var gen = new Generator((ulong)DegradationRandom.Derive(Config.Seed, 0xE7A1));
+        var (loss, terms) = Forward(clip, weights ?? Schedule.At(Step), gen);
+        loss.Dispose();
+        return terms;
+    }
+
+    /// <summary>Runs the held-out clip: PSNR/SSIM (RGB, mean over output frames), warping error of the outputs along the ground-truth flow, loss; writes a sample PNG [bicubic | output | ground truth].</summary>
+    public ValidationResult Validate()
+    {
+        var clip = ValidationClip();
+        using var noGrad = no_grad();
+        using var scope = NewDisposeScope();
+        var model = Model.Model;
+        var hr = clip.Hr.to(ScalarType.Float32, _device);
+        long t = hr.shape[0], h = hr.shape[2], w = hr.shape[3];
+        var up = F.interpolate(clip.Lr!.to(ScalarType.Float32, _device), size: [h, w], mode: InterpolationMode.Bicubic, align_corners: false).clamp(0, 1);
+        var src = (up * 2 - 1).to_type(_dtype);
+        var u8 = up.mul(255).round().to_type(ScalarType.Byte).cpu();
+        var latents = model.EncodeLatents(src);
+        var outputs = new List<Tensor>();
+        for (int i = 0; i + 1 < t; i++)
+        {
+            var unc = UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device);
+            var (unetIn, retrieval) = model.Fuse(src.narrow(0, i, 2).unsqueeze(0), latents.narrow(0, i, 2).unsqueeze(0), unc);
+            retrieval.Dispose();
+            outputs.Add((model.DecodeLatents(model.Denoise(unetIn, _promptEmbeds)).to_type(ScalarType.Float32) * 0.5 + 0.5).clamp(0, 1));
+        }
+        double psnr = 0, ssim = 0;
+        for (int i = 0; i < outputs.Count; i++)
+        {
+            psnr += Psnr.Compute(outputs[i][0], hr[i + 1], yOnly: false) / outputs.Count;
+            ssim += Ssim.Compute(outputs[i][0], hr[i + 1], yOnly: false) / outputs.Count;
+        }
+        double warp = 0;
+        for (int i = 1; i < outputs.Count; i++)
+        {
+            using var guide = _temporal.Guide(hr.narrow(0, i, 1) * 2 - 1, hr.narrow(0, i + 1, 1) * 2 - 1);
+            warp += TemporalMetrics.WarpingError(outputs[i - 1], outputs[i], guide.FlowCurToPrev, guide.Valid).MeanAbsolute / Math.Max(1, outputs.Count - 1);
+        }
+        var terms = Evaluate(clip);
+        var samplePath = Path.Combine(OutputDirectory, "validation", $"step-{Step:D8}.png");
+        TrainingImages.SavePng(cat([up[t - 1], outputs[^1][0], hr[t - 1]], 2), samplePath);
+        var result = new ValidationResult(psnr, ssim, warp, terms.Total, samplePath);
+        _log.Write(new ValidationRecord(Step, psnr, ssim, warp, terms.Total, samplePath));
+        return result;
+    }
+
+    public void Dispose()
+    {
+        _loader?.Dispose();
+        _validationClip?.Dispose();
+        _log.Dispose();
+        _csd?.Dispose();
+        _perceptual?.Dispose();
+        _promptEmbeds.Dispose();
+        _negativeEmbeds.Dispose();
+        Optimizer.Dispose();
+        Model.Dispose();
+    }
+}

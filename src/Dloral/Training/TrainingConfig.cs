@@ -1,0 +1,235 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Dloral.Training.Losses;
+
+namespace Dloral.Training;
+
+/// <summary>Where the model to fine-tune comes from.</summary>
+public sealed class ModelSection
+{
+    /// <summary>"dloral": a diffusers folder + an official DLoRAL model.pkl (adapters, CFR and conv_in train);
+    /// "scratch": the UNet built from the folder's unet/config.json with fresh weights, conv_in widened, fresh adapters and
+    /// a fresh CFR — the whole UNet trains too (the future compact model). The VAE (and text encoder) always come from the folder, frozen.</summary>
+    public string Source { get; set; } = "dloral";
+
+    /// <summary>Diffusers folder (SD 2.1-base layout). "$golden/…" = the golden data folder.</summary>
+    public string Diffusers { get; set; } = "$golden/tiny_sd";
+
+    /// <summary>DLoRAL model.pkl (source "dloral").</summary>
+    public string? Checkpoint { get; set; } = "$golden/checkpoint/model.pkl";
+
+    /// <summary>"float32" or "bfloat16" (weights and activations; AdamW keeps float32 master weights).</summary>
+    public string Dtype { get; set; } = "float32";
+
+    /// <summary>Reject frames below 512² in the CFR as the reference does (turn off for small crops).</summary>
+    public bool EnforceReferenceMinimumSize { get; set; }
+
+    /// <summary>LoRA rank of fresh adapters (source "scratch").</summary>
+    public int LoraRank { get; set; } = 4;
+}
+
+/// <summary>Training clips.</summary>
+public sealed class DataSection
+{
+    /// <summary>Folder of photos ("images") or videos ("videos"). Relative paths resolve against the config file's folder.</summary>
+    public string Folder { get; set; } = "../data/photos";
+
+    public string Kind { get; set; } = "images";
+
+    /// <summary>Square HR crop (the reference: 512). Must be a multiple of 8·scale.</summary>
+    public int Crop { get; set; } = 512;
+
+    /// <summary>Super-resolution factor (LR = HR / scale, then bicubic back up as the model input).</summary>
+    public int Scale { get; set; } = 4;
+
+    /// <summary>Frames per clip (3: windows (0,1) and (1,2)).</summary>
+    public int Frames { get; set; } = 3;
+
+    /// <summary>Degradation preset ("dloral", "light") or a JSON file.</summary>
+    public string Degradation { get; set; } = "dloral";
+
+    /// <summary>Apply the H.264/H.265 round trip of the preset (slower: one ffmpeg process per clip).</summary>
+    public bool VideoCompression { get; set; } = true;
+
+    /// <summary>Background loading.</summary>
+    public int Workers { get; set; } = 1;
+    public int Prefetch { get; set; } = 2;
+
+    /// <summary>Fraction of files (by name hash) held out for validation.</summary>
+    public double ValidationFraction { get; set; } = 0.1;
+}
+
+/// <summary>Loss settings besides the λ schedule.</summary>
+public sealed class LossSection
+{
+    /// <summary>"resnet18" (offline ImageNet ResNet-18 features, see <see cref="PerceptualLoss"/>), "lpips" (the
+    /// reference's LPIPS-VGG from user-supplied official weights, see <see cref="LpipsLoss"/>) or "none".</summary>
+    public string Perceptual { get; set; } = "resnet18";
+
+    /// <summary>For "lpips": torchvision's vgg16-397923af.pth (or a .safetensors with the same keys).</summary>
+    public string? LpipsVgg { get; set; }
+
+    /// <summary>For "lpips": the lpips package's weights/v0.1/vgg.pth (linear heads).</summary>
+    public string? LpipsLin { get; set; }
+
+    /// <summary>ResNet-18 ONNX path (default: found in the NuGet cache).</summary>
+    public string? PerceptualOnnx { get; set; }
+
+    /// <summary>Multiply the temporal mask by (1 − uncertainty map): ignore pixels the frame-difference mask flags.</summary>
+    public bool TemporalUseUncertainty { get; set; }
+
+    /// <summary>CSD teacher: null = no CSD; "model" = the diffusers folder's own unet/; or another diffusers folder.</summary>
+    public string? CsdTeacher { get; set; }
+
+    public double CsdGuidance { get; set; } = 7.5;
+    public double CsdMinStepRatio { get; set; } = 0.02;
+    public double CsdMaxStepRatio { get; set; } = 0.5;
+}
+
+/// <summary>Optimizer settings.</summary>
+public sealed class OptimizerSection
+{
+    public double LearningRate { get; set; } = 5e-5;
+    public double Beta1 { get; set; } = 0.9;
+    public double Beta2 { get; set; } = 0.999;
+    public double WeightDecay { get; set; } = 1e-2;
+    public double Epsilon { get; set; } = 1e-8;
+    public double MaxGradNorm { get; set; } = 1.0;
+    public int GradientAccumulation { get; set; } = 1;
+}
+
+/// <summary>
+/// A training run's configuration (JSON, snake_case keys, comments allowed; unknown keys are errors). Paths starting
+/// with <c>$golden</c> resolve to the golden data folder ($DLORAL_GOLDEN, else <c>&lt;repo&gt;/../shared/golden</c> found
+/// above the config file); other relative paths resolve against the config file's folder.
+/// </summary>
+public sealed class TrainingConfig
+{
+    public ModelSection Model { get; set; } = new();
+    public DataSection Data { get; set; } = new();
+    public LossSection Losses { get; set; } = new();
+    public OptimizerSection Optimizer { get; set; } = new();
+    public StageScheduleOptions Schedule { get; set; } = new();
+
+    /// <summary>Text prompt for the model (the reference uses RAM tags + a positive prompt; no tagger here).</summary>
+    public string Prompt { get; set; } = "";
+
+    /// <summary>Negative prompt of the CSD teacher's unconditional branch (the reference's).</summary>
+    public string NegativePrompt { get; set; } =
+        "painting, oil painting, illustration, drawing, art, sketch, oil painting, cartoon, CG Style, 3D render, unreal engine, blurring, dirty, messy, worst quality, low quality, frames, watermark, signature, jpeg artifacts, deformed, lowres, over-smooth";
+
+    /// <summary>Total optimizer steps.</summary>
+    public long Steps { get; set; } = 30000;
+
+    public long Seed { get; set; } = 123;
+
+    /// <summary>Checkpoint every N steps (0 = only at exit).</summary>
+    public long CheckpointEvery { get; set; } = 500;
+
+    /// <summary>Validate every N steps (0 = never; also at exit when &gt; 0).</summary>
+    public long ValidateEvery { get; set; } = 500;
+
+    /// <summary>Console progress every N steps.</summary>
+    public long LogEvery { get; set; } = 10;
+
+    /// <summary>Output folder (checkpoints/, train_log.jsonl, validation/).</summary>
+    public string Output { get; set; } = "runs/dloral";
+
+    /// <summary>Torch threads (null = TorchRuntime default).</summary>
+    public int? Threads { get; set; }
+
+    /// <summary>The folder relative paths resolve against (the config file's folder; not serialised).</summary>
+    [JsonIgnore]
+    public string BaseDirectory { get; set; } = Directory.GetCurrentDirectory();
+
+    internal static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        WriteIndented = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    /// <summary>Reads and validates a config file.</summary>
+    public static TrainingConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"training config '{path}' not found", path);
+        var config = Parse(File.ReadAllText(path), path);
+        config.BaseDirectory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        return config;
+    }
+
+    /// <summary>Parses JSON (<paramref name="source"/> names it in errors) and validates.</summary>
+    public static TrainingConfig Parse(string json, string source = "<config>")
+    {
+        TrainingConfig? config;
+        try
+        {
+            config = JsonSerializer.Deserialize<TrainingConfig>(json, JsonOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{source}: invalid training config: {e.Message}", e);
+        }
+        if (config is null) throw new InvalidDataException($"{source}: empty training config");
+        config.Validate(source);
+        return config;
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>A deep copy (through JSON) keeping <see cref="BaseDirectory"/>.</summary>
+    public TrainingConfig Clone()
+    {
+        var c = JsonSerializer.Deserialize<TrainingConfig>(ToJson(), JsonOptions)!;
+        c.BaseDirectory = BaseDirectory;
+        return c;
+    }
+
+    /// <summary>Throws <see cref="InvalidDataException"/> naming the first bad value.</summary>
+    public void Validate(string source = "<config>")
+    {
+        void Fail(string msg) => throw new InvalidDataException($"{source}: {msg}");
+        if (Model.Source is not ("dloral" or "scratch")) Fail($"model.source '{Model.Source}': use 'dloral' or 'scratch'");
+        if (Model.Source == "dloral" && string.IsNullOrEmpty(Model.Checkpoint)) Fail("model.checkpoint is required for source 'dloral'");
+        if (Model.Dtype is not ("float32" or "bfloat16")) Fail($"model.dtype '{Model.Dtype}': use 'float32' or 'bfloat16'");
+        if (Data.Kind is not ("images" or "videos")) Fail($"data.kind '{Data.Kind}': use 'images' or 'videos'");
+        if (Data.Scale < 1 || Data.Crop < 8 * Data.Scale || Data.Crop % (8 * Data.Scale) != 0)
+            Fail($"data.crop {Data.Crop} must be a positive multiple of 8·scale = {8 * Data.Scale}");
+        if (Data.Frames != 3) Fail($"data.frames {Data.Frames}: DLoRAL trains on 3-frame clips (windows (0,1) and (1,2))");
+        if (Losses.Perceptual is not ("resnet18" or "lpips" or "none")) Fail($"losses.perceptual '{Losses.Perceptual}': use 'resnet18', 'lpips' or 'none'");
+        if (Losses.Perceptual == "lpips" && (string.IsNullOrEmpty(Losses.LpipsVgg) || string.IsNullOrEmpty(Losses.LpipsLin)))
+            Fail("losses.perceptual 'lpips' needs losses.lpips_vgg (vgg16-397923af.pth) and losses.lpips_lin (lpips v0.1 vgg.pth)");
+        if (Optimizer.GradientAccumulation < 1) Fail("optimizer.gradient_accumulation must be >= 1");
+        if (Optimizer.LearningRate <= 0) Fail("optimizer.learning_rate must be > 0");
+        if (Steps < 0) Fail("steps must be >= 0");
+        try { Schedule.Validate(); } catch (ArgumentException e) { Fail(e.Message); }
+    }
+
+    /// <summary>Resolves a configured path ($golden prefix, or relative to <see cref="BaseDirectory"/>).</summary>
+    public string ResolvePath(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        const string golden = "$golden";
+        if (path.StartsWith(golden, StringComparison.Ordinal))
+        {
+            var rest = path[golden.Length..].TrimStart('/', '\\');
+            return Path.Combine(GoldenRoot(BaseDirectory), rest);
+        }
+        return Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(BaseDirectory, path));
+    }
+
+    /// <summary>$DLORAL_GOLDEN, else the first <c>&lt;ancestor&gt;/../shared/golden</c> above <paramref name="start"/>.</summary>
+    public static string GoldenRoot(string start)
+    {
+        var env = Environment.GetEnvironmentVariable("DLORAL_GOLDEN");
+        if (!string.IsNullOrEmpty(env)) return Path.GetFullPath(env);
+        for (var d = new DirectoryInfo(Path.GetFullPath(start)); d is not null; d = d.Parent)
+        {
+            var candidate = Path.GetFullPath(Path.Combine(d.FullName, "..", "shared", "golden"));
+            if (Directory.Exists(candidate)) return candidate;
+        }
+        throw new DirectoryNotFoundException($"golden data folder not found above '{start}': set DLORAL_GOLDEN");
+    }
+}

@@ -1,0 +1,87 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Dloral.Training;
+
+/// <summary>The loss terms of one step (unweighted values and the weighted total).</summary>
+public sealed record LossTerms(double L2, double Perceptual, double Temporal, double Csd, double Total);
+
+/// <summary>One line of train_log.jsonl. <paramref name="Step"/> counts completed steps (1 = the first);
+/// <paramref name="ScheduleStep"/> = Step − 1 is the reference's global_step whose λs and stage were used.</summary>
+public sealed record StepRecord(
+    long Step, long ScheduleStep, string Stage, string Phase, double? Progress,
+    double LambdaL2, double LambdaLpips, double LambdaCsd, double LambdaTemporal,
+    double LossL2, double LossPerceptual, double LossTemporal, double LossCsd, double Loss,
+    double GradNorm, double Lr, double Seconds)
+{
+    public string Type => "step";
+}
+
+/// <summary>One validation line of train_log.jsonl.</summary>
+public sealed record ValidationRecord(long Step, double Psnr, double Ssim, double WarpingError, double Loss, string? Sample)
+{
+    public string Type => "validation";
+}
+
+/// <summary>
+/// Training logs: one JSON object per line in <c>train_log.jsonl</c> (appended, flushed per line, so a resumed run
+/// continues the same file) and a console progress line with speed and ETA.
+/// </summary>
+public sealed class TrainingLog : IDisposable
+{
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    private readonly StreamWriter? _file;
+    private readonly TextWriter? _console;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private long _firstStep = -1;
+    private double _firstSeconds;
+
+    public TrainingLog(string? jsonlPath, TextWriter? console)
+    {
+        if (jsonlPath is not null)
+        {
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(jsonlPath))!);
+            _file = new StreamWriter(new FileStream(jsonlPath, FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
+        }
+        _console = console;
+        Path = jsonlPath;
+    }
+
+    public string? Path { get; }
+
+    public void Write(StepRecord record) => _file?.WriteLine(JsonSerializer.Serialize(record, JsonOptions));
+
+    public void Write(ValidationRecord record)
+    {
+        _file?.WriteLine(JsonSerializer.Serialize(record, JsonOptions));
+        _console?.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"validation @ {record.Step}: PSNR {record.Psnr:F2} dB, SSIM {record.Ssim:F4}, warping error {record.WarpingError:F5}, loss {record.Loss:F5}{(record.Sample is null ? "" : ", sample " + record.Sample)}"));
+    }
+
+    /// <summary>Prints a progress line: step, stage, losses, s/step and ETA to <paramref name="totalSteps"/>.</summary>
+    public void Progress(StepRecord r, long totalSteps)
+    {
+        if (_console is null) return;
+        if (_firstStep < 0) { _firstStep = r.Step - 1; _firstSeconds = r.Seconds; _clock.Restart(); }
+        long done = r.Step - _firstStep;
+        double perStep = (_clock.Elapsed.TotalSeconds + _firstSeconds) / done;
+        var eta = TimeSpan.FromSeconds(Math.Max(0, totalSteps - r.Step) * perStep);
+        _console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"step {r.Step}/{totalSteps} [{r.Phase}] loss {r.Loss:F5} (l2 {r.LossL2:F5} perc {r.LossPerceptual:F4} temp {r.LossTemporal:F5} csd {r.LossCsd:F4}) {perStep:F2} s/step ETA {eta:hh\\:mm\\:ss}"));
+    }
+
+    public void Message(string text)
+    {
+        if (_console is null) return;
+        lock (_console) _console.WriteLine(text); // also called from data-loader threads
+    }
+
+    public void Dispose() => _file?.Dispose();
+}

@@ -1,0 +1,397 @@
+using Dloral.Tests.Cli;
+using Dloral.Tests.Support;
+using Dloral.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dloral.Tests.Training;
+
+/// <summary>A few textured photos (ffmpeg geq patterns) shared by the trainer tests.</summary>
+public sealed class TrainingPhotos : IDisposable
+{
+    public TrainingPhotos()
+    {
+        for (int i = 0; i < 4; i++) Media.Image($"photo{i}.png", ClipDatasetTests.Texture(160, 160, 5 + 3 * i));
+    }
+
+    public MediaFolder Media { get; } = new();
+
+    public string Dir => Media.Dir;
+
+    public void Dispose() => Media.Dispose();
+}
+
+public class TrainerTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
+{
+    private static TrainingConfig Tiny(string data, string output, Action<TrainingConfig>? edit = null) => TrainerTestConfig.Tiny(data, output, edit);
+
+    private static string TempDir(string tag) => Directory.CreateTempSubdirectory($"dloral-train-{tag}-").FullName;
+
+    private static Dictionary<string, Tensor> Snapshot(TrainingModel model) =>
+        model.All.ToDictionary(p => p.Name, p => p.Param.detach().clone());
+
+    [Fact]
+    public void Thirty_steps_reduce_the_training_loss()
+    {
+        var dir = TempDir("loss");
+        try
+        {
+            var config = Tiny(photos.Dir, dir, c =>
+            {
+                c.Optimizer.LearningRate = 1e-3;
+                c.Losses.CsdTeacher = null;
+                c.Schedule = new StageScheduleOptions { ConsistencyEnd = 100, EnhancementEnd = 200 };
+            });
+            using var trainer = new Trainer(config);
+            var clip = trainer.ValidationClip();
+            var before = trainer.Evaluate(clip);
+            var run = trainer.Run(30);
+            var after = trainer.Evaluate(clip, new StageSchedule(config.Schedule).At(0));
+            Assert.Equal(30, run.Steps.Count);
+            Assert.All(run.Steps, s => Assert.True(double.IsFinite(s.Loss)));
+            double first = run.Steps.Take(5).Average(s => s.Loss), last = run.Steps.TakeLast(5).Average(s => s.Loss);
+            Assert.True(after.Total < before.Total, $"held-out loss {before.Total} -> {after.Total}");
+            Assert.True(last < first, $"training loss first 5 steps {first}, last 5 {last}");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Each_stage_trains_its_parameters_and_leaves_the_others_bitwise_unchanged()
+    {
+        var dir = TempDir("stages");
+        try
+        {
+            // step 0 = consistency, step 1 = enhancement (CSD on), step 2 = consistency again.
+            var config = Tiny(photos.Dir, dir, c => c.Schedule = new StageScheduleOptions { ConsistencyEnd = 0, EnhancementEnd = 1, SecondConsistencySteps = 5, TransitionSteps = 1 });
+            using var trainer = new Trainer(config);
+            var m = trainer.Model;
+            foreach (var stage in new[] { TrainingStage.Consistency, TrainingStage.Enhancement, TrainingStage.Consistency })
+            {
+                var (weights, terms) = trainer.AccumulateGradients();
+                Assert.Equal(stage, weights.Stage);
+                if (stage == TrainingStage.Enhancement) Assert.True(terms.Csd > 0, "CSD must be active in the enhancement stage");
+                var trainable = m.TrainableIn(stage).Select(p => p.Name).ToHashSet();
+                var groups = stage == TrainingStage.Consistency ? new[] { m.Consistency, m.Cfr, m.ConvIn } : new[] { m.Quality, m.ConvIn };
+                foreach (var group in groups)
+                {
+                    Assert.All(group, p => Assert.True(p.Param.grad is not null, $"{p.Name} has no gradient in {stage}"));
+                    double norm = group.Sum(p => p.Param.grad!.abs().sum().item<float>());
+                    Assert.True(norm > 0, $"group of {group[0].Name} has zero gradient in {stage}");
+                }
+                Assert.All(m.All.Where(p => !trainable.Contains(p.Name)), p => Assert.True(p.Param.grad is null, $"frozen {p.Name} got a gradient in {stage}"));
+                Assert.Contains(m.All, p => p.Name.StartsWith("cfr.spynet.", StringComparison.Ordinal) && !trainable.Contains(p.Name));
+
+                var before = Snapshot(m);
+                trainer.ApplyUpdate();
+                int changed = 0;
+                foreach (var p in m.All)
+                {
+                    bool equal = before[p.Name].eq(p.Param).all().item<bool>();
+                    if (!trainable.Contains(p.Name)) Assert.True(equal, $"frozen {p.Name} changed in {stage}");
+                    else if (!equal) changed++;
+                }
+                Assert.True(changed > trainable.Count * 0.9, $"only {changed} of {trainable.Count} trainable parameters moved in {stage}");
+                foreach (var t in before.Values) t.Dispose();
+            }
+            // The consistency parameters kept their AdamW state across the enhancement step: 2 updates each.
+            Assert.Equal(2, trainer.Optimizer.StepsOf(m.Consistency[0].Name));
+            Assert.Equal(1, trainer.Optimizer.StepsOf(m.Quality[0].Name));
+            Assert.Equal(3, trainer.Optimizer.StepsOf(m.ConvIn[0].Name));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Resuming_10_plus_10_steps_equals_20_straight_steps()
+    {
+        var straightDir = TempDir("straight");
+        var resumedDir = TempDir("resumed");
+        try
+        {
+            // Crosses consistency -> transition -> enhancement (CSD) inside the 20 steps; accumulation 2.
+            void Edit(TrainingConfig c)
+            {
+                c.Schedule = new StageScheduleOptions { ConsistencyEnd = 7, EnhancementEnd = 30, TransitionSteps = 4 };
+                c.Optimizer.GradientAccumulation = 2;
+                c.Optimizer.LearningRate = 1e-3;
+                c.Losses.Perceptual = "none";
+            }
+            IReadOnlyList<StepRecord> straight;
+            Dictionary<string, Tensor> straightWeights;
+            using (var t = new Trainer(Tiny(photos.Dir, straightDir, Edit)))
+            {
+                straight = t.Run(20).Steps;
+                straightWeights = t.Model.Checkpointed.ToDictionary(p => p.Name, p => p.Param.detach().clone());
+            }
+            using (var t = new Trainer(Tiny(photos.Dir, resumedDir, Edit)))
+            {
+                var r = t.Run(10);
+                Assert.NotNull(r.Checkpoint);
+            }
+            using (var t = new Trainer(Tiny(photos.Dir, resumedDir, Edit)))
+            {
+                var state = t.Resume(resumedDir);
+                Assert.Equal(10, state.Step);
+                var second = t.Run(20).Steps;
+                Assert.Equal(10, second.Count);
+                for (int i = 0; i < 10; i++)
+                {
+                    Assert.Equal(straight[10 + i].Step, second[i].Step);
+                    Assert.Equal(straight[10 + i].Loss, second[i].Loss, 5);
+                    Assert.Equal(straight[10 + i].LossCsd, second[i].LossCsd, 5);
+                }
+                Assert.Contains(second, s => s.LossCsd > 0);
+                foreach (var p in t.Model.Checkpointed) TensorAssert.Close(straightWeights[p.Name], p.Param, 1e-6, 1e-5, p.Name);
+            }
+            foreach (var w in straightWeights.Values) w.Dispose();
+            // The resumed run appended to the same log.
+            var lines = File.ReadAllLines(Path.Combine(resumedDir, "train_log.jsonl"));
+            Assert.Equal(20, lines.Count(l => l.Contains("\"type\":\"step\"", StringComparison.Ordinal)));
+        }
+        finally
+        {
+            Directory.Delete(straightDir, true);
+            Directory.Delete(resumedDir, true);
+        }
+    }
+
+    [Fact]
+    public void A_checkpoint_write_that_fails_midway_leaves_the_previous_checkpoints_intact()
+    {
+        var dir = TempDir("ckpt");
+        try
+        {
+            bool fail = false;
+            var config = Tiny(photos.Dir, dir, c => { c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; });
+            using var trainer = new Trainer(config, new TrainerOptions
+            {
+                AfterCheckpointFile = path =>
+                {
+                    if (fail && path.EndsWith(TrainingCheckpoint.OptimizerFile, StringComparison.Ordinal)) throw new IOException("simulated disk failure mid-checkpoint");
+                },
+            });
+            for (int i = 0; i < 3; i++)
+            {
+                trainer.TrainStep();
+                trainer.SaveCheckpoint();
+            }
+            var kept = TrainingCheckpoint.List(trainer.CheckpointDirectory);
+            Assert.Equal(new[] { TrainingCheckpoint.FolderName(2), TrainingCheckpoint.FolderName(3) }, kept.Select(Path.GetFileName));
+            var lastGood = kept[^1];
+            var bytesBefore = Directory.GetFiles(lastGood).OrderBy(f => f, StringComparer.Ordinal).Select(File.ReadAllBytes).ToList();
+
+            trainer.TrainStep();
+            fail = true;
+            Assert.Throws<IOException>(() => trainer.SaveCheckpoint());
+
+            Assert.Equal(kept, TrainingCheckpoint.List(trainer.CheckpointDirectory));
+            Assert.Equal(new[] { TrainingCheckpoint.FolderName(2), TrainingCheckpoint.FolderName(3) }, CliRunner.Listing(trainer.CheckpointDirectory));
+            Assert.Equal(bytesBefore, Directory.GetFiles(lastGood).OrderBy(f => f, StringComparer.Ordinal).Select(File.ReadAllBytes).ToList());
+            Assert.Equal(lastGood, TrainingCheckpoint.Find(dir));
+
+            // ... and it still restores.
+            using var resumed = new Trainer(config);
+            Assert.Equal(3, resumed.Resume(dir).Step);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Validation_writes_metrics_and_a_sample_image()
+    {
+        var dir = TempDir("val");
+        try
+        {
+            using var trainer = new Trainer(Tiny(photos.Dir, dir, c => c.Losses.CsdTeacher = null));
+            var v = trainer.Validate();
+            Assert.InRange(v.Psnr, 5, 60);
+            Assert.InRange(v.Ssim, -1, 1);
+            Assert.True(v.WarpingError >= 0 && double.IsFinite(v.WarpingError));
+            Assert.True(File.Exists(v.Sample));
+            Assert.Contains("\"type\":\"validation\"", File.ReadAllText(Path.Combine(dir, "train_log.jsonl")), StringComparison.Ordinal);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Bfloat16_training_runs_with_float32_master_weights()
+    {
+        var dir = TempDir("bf16");
+        try
+        {
+            using var trainer = new Trainer(Tiny(photos.Dir, dir, c => { c.Model.Dtype = "bfloat16"; c.Losses.Perceptual = "none"; }));
+            Assert.Equal(ScalarType.BFloat16, trainer.Model.ConvIn[0].Param.dtype);
+            var r = trainer.Run(2);
+            Assert.All(r.Steps, s => Assert.True(double.IsFinite(s.Loss)));
+            var (tensors, _) = trainer.Optimizer.Export();
+            Assert.Contains(tensors, kv => kv.Key.EndsWith(".master", StringComparison.Ordinal) && kv.Value.dtype == ScalarType.Float32);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Train_command_runs_the_tiny_config_end_to_end()
+    {
+        var outDir = TempDir("cli");
+        try
+        {
+            var config = Path.Combine(GoldenData.RepoRoot, "configs", "tiny.json");
+            var r = CliRunner.Run("train", "--config", config, "--steps", "5", "--data", photos.Dir, "--out", outDir);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Contains("done at step 5", r.Stderr, StringComparison.Ordinal);
+            var log = File.ReadAllLines(Path.Combine(outDir, "train_log.jsonl"));
+            Assert.Equal(5, log.Count(l => l.Contains("\"type\":\"step\"", StringComparison.Ordinal)));
+            Assert.NotNull(TrainingCheckpoint.Find(outDir));
+            Assert.Equal(5, TrainingCheckpoint.ReadState(TrainingCheckpoint.Find(outDir)!).Step);
+
+            var resumed = CliRunner.Run("train", "--config", config, "--steps", "6", "--data", photos.Dir, "--out", outDir, "--resume", outDir);
+            Assert.True(resumed.ExitCode == 0, resumed.ToString());
+            Assert.Contains("resumed from", resumed.Stderr, StringComparison.Ordinal);
+            Assert.Equal(6, TrainingCheckpoint.ReadState(TrainingCheckpoint.Find(outDir)!).Step);
+        }
+        finally { Directory.Delete(outDir, true); }
+    }
+}
+
+public class TrainingControlTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
+{
+    [Fact]
+    public void Cancellation_stops_after_the_current_step_and_checkpoints()
+    {
+        var dir = Directory.CreateTempSubdirectory("dloral-train-cancel-").FullName;
+        try
+        {
+            using var cts = new CancellationTokenSource();
+            var config = TrainerTestConfig.Tiny(photos.Dir, dir, c => { c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; });
+            using var trainer = new Trainer(config, new TrainerOptions { OnStep = r => { if (r.Step == 2) cts.Cancel(); } });
+            // A step cancelled before its update is abandoned: no step, no gradients left behind.
+            Assert.ThrowsAny<OperationCanceledException>(() => trainer.TrainStep(new CancellationToken(canceled: true)));
+            Assert.Equal(0, trainer.Step);
+            Assert.All(trainer.Model.All, p => Assert.Null(p.Param.grad));
+            var result = trainer.Run(50, cts.Token);
+            Assert.True(result.Cancelled);
+            Assert.Equal(2, result.LastStep);
+            Assert.Equal(2, TrainingCheckpoint.ReadState(TrainingCheckpoint.Find(dir)!).Step);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void A_from_scratch_model_trains_its_whole_unet()
+    {
+        var dir = Directory.CreateTempSubdirectory("dloral-train-scratch-").FullName;
+        try
+        {
+            var config = TrainerTestConfig.Tiny(photos.Dir, dir, c => { c.Model.Source = "scratch"; c.Model.Checkpoint = null; c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; });
+            using var trainer = new Trainer(config);
+            var m = trainer.Model;
+            Assert.NotEmpty(m.Full);
+            var convOut = m.Full.First(p => p.Name.StartsWith("unet.conv_out.", StringComparison.Ordinal) && p.Name.EndsWith(".weight", StringComparison.Ordinal));
+            using var before = convOut.Param.detach().clone();
+            trainer.TrainStep();
+            Assert.False(before.eq(convOut.Param).all().item<bool>(), $"the base UNet weight {convOut.Name} must train for a from-scratch model");
+            var ckpt = trainer.SaveCheckpoint();
+            using var weights = Dloral.Checkpoints.SafeTensorsFile.Open(Path.Combine(ckpt, TrainingCheckpoint.WeightsFile));
+            Assert.True(weights.Contains(convOut.Name));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void A_folder_of_videos_trains_on_consecutive_frames()
+    {
+        using var videos = new MediaFolder();
+        videos.Video("clip.mp4", "testsrc2=size=160x120:rate=25", 12);
+        var dir = Directory.CreateTempSubdirectory("dloral-train-video-").FullName;
+        try
+        {
+            var config = TrainerTestConfig.Tiny(videos.Dir, dir, c => { c.Data.Kind = "videos"; c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; });
+            using var trainer = new Trainer(config);
+            var r = trainer.Run(2);
+            Assert.Equal(2, r.Steps.Count);
+            Assert.All(r.Steps, s => Assert.True(double.IsFinite(s.Loss) && s.LossL2 > 0));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void A_trained_checkpoint_applies_to_an_inference_model()
+    {
+        var dir = Directory.CreateTempSubdirectory("dloral-train-apply-").FullName;
+        try
+        {
+            var config = TrainerTestConfig.Tiny(photos.Dir, dir, c => { c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; c.Optimizer.LearningRate = 1e-3; });
+            using var trainer = new Trainer(config);
+            var checkpoint = trainer.Run(2).Checkpoint!;
+            using var inference = Dloral.Pipeline.DloralModelLoader.Load(GoldenData.PathOf("tiny_sd"), GoldenData.PathOf("checkpoint", "model.pkl"));
+            inference.Cfr.EnforceReferenceMinimumSize = false;
+            using var frames = rand([1, 2, 3, 64, 64], generator: new Generator(9)) * 2 - 1;
+            using var unc = zeros([1, 1, 1, 8, 8]);
+            using var prompt = zeros(1, 77, 32);
+            using var before = inference.Step(frames, unc, prompt);
+            Dloral.Training.TrainingCheckpoint.ApplyTo(inference, dir);
+            using var after = inference.Step(frames, unc, prompt);
+            using var trained = trainer.Model.Model.Step(frames, unc, prompt);
+            TensorAssert.Close(trained.XDenoised, after.XDenoised, 1e-6, 1e-5, "inference model with the trained checkpoint");
+            Assert.True(TensorAssert.MaxAbsDiff(before.XDenoised, after.XDenoised) > 1e-4, "the checkpoint changed nothing");
+            Assert.Equal(checkpoint, TrainingCheckpoint.Find(dir));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void A_corrupt_photo_is_skipped_with_a_warning()
+    {
+        using var media = new MediaFolder();
+        media.Image("good.png", ClipDatasetTests.Texture(160, 160, 7));
+        File.WriteAllBytes(media.Path("broken.png"), [0x89, 0x50, 0x4E, 0x47, 1, 2, 3, 4, 5]);
+        var dir = Directory.CreateTempSubdirectory("dloral-train-corrupt-").FullName;
+        try
+        {
+            var console = new StringWriter();
+            var config = TrainerTestConfig.Tiny(media.Dir, dir, c => { c.Losses.Perceptual = "none"; c.Losses.CsdTeacher = null; c.Data.ValidationFraction = 0; });
+            using var trainer = new Trainer(config, new TrainerOptions { Console = console });
+            var r = trainer.Run(3);
+            Assert.Equal(3, r.LastStep);
+            Assert.Contains("warning: skipped image", console.ToString(), StringComparison.Ordinal);
+            Assert.Contains("broken.png", console.ToString(), StringComparison.Ordinal);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void The_configs_in_the_repository_are_valid()
+    {
+        var files = Directory.GetFiles(Path.Combine(GoldenData.RepoRoot, "configs"), "*.json");
+        Assert.Contains(files, f => Path.GetFileName(f) == "tiny.json");
+        foreach (var f in files)
+        {
+            var c = TrainingConfig.Load(f);
+            Assert.Equal(Path.GetDirectoryName(f), c.BaseDirectory);
+        }
+        var tiny = TrainingConfig.Load(Path.Combine(GoldenData.RepoRoot, "configs", "tiny.json"));
+        Assert.True(File.Exists(tiny.ResolvePath(tiny.Model.Checkpoint!)), tiny.ResolvePath(tiny.Model.Checkpoint!));
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "steps": 3, "no_such_key": 1 }"""));
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "data": { "crop": 60 } }"""));
+    }
+}
+
+internal static class TrainerTestConfig
+{
+    public static TrainingConfig Tiny(string data, string output, Action<TrainingConfig>? edit = null)
+    {
+        var c = new TrainingConfig { BaseDirectory = output, Output = output, Steps = 10, CheckpointEvery = 0, ValidateEvery = 0, LogEvery = 0 };
+        c.Model.Diffusers = GoldenData.PathOf("tiny_sd");
+        c.Model.Checkpoint = GoldenData.PathOf("checkpoint", "model.pkl");
+        c.Model.EnforceReferenceMinimumSize = false;
+        c.Data.Folder = data;
+        c.Data.Crop = 64;
+        c.Data.Degradation = "light";
+        c.Data.VideoCompression = false;
+        c.Losses.CsdTeacher = GoldenData.PathOf("tiny_sd");
+        edit?.Invoke(c);
+        c.Validate();
+        return c;
+    }
+}
