@@ -18,14 +18,16 @@ namespace Dloral.Bench;
 /// </summary>
 internal static class CompactModelBench
 {
-    private sealed record Candidate(string Name, string Description, long[] Channels, int FlowDownscale, int AttentionPool, int Heads, int EmbedDim);
+    private sealed record Candidate(string Name, string Description, long[] Channels, int ConvKernel, int FlowDownscale, int AttentionPool);
 
     private static readonly Candidate[] Candidates =
     [
-        new("c32", "UNet [32,64,128], CFR 2×16 on a /2 grid, flow on /16 frames", [32, 64, 128], 2, 2, 2, 16),
-        new("c48", "UNet [48,96,128], CFR 2×16 on a /2 grid, flow on /16 frames (shipped config)", [48, 96, 128], 2, 2, 2, 16),
-        new("c64", "UNet [64,128,192], CFR 2×16 on a /2 grid, flow on /16 frames", [64, 128, 192], 2, 2, 2, 16),
-        new("c48-fullflow", "c48 with the flow on /8 frames (latent grid, as the reference)", [48, 96, 128], 1, 2, 2, 16),
+        new("c32k1", "UNet [32,64,128], 1×1 conv_in/conv_out, CFR attention on a /2 latent grid, flow on /8 frames (the latent grid)", [32, 64, 128], 1, 1, 2),
+        new("c48k1", "UNet [48,96,128], 1×1 conv_in/conv_out, CFR attention /2, flow /8", [48, 96, 128], 1, 1, 2),
+        new("c48k3", "UNet [48,96,128], 3×3 conv_in/conv_out, CFR attention /2, flow /8 (the shipped config)", [48, 96, 128], 3, 1, 2),
+        new("c64k3", "UNet [64,128,192], 3×3 conv_in/conv_out, CFR attention /2, flow /8 (weights 40 MB in fp32)", [64, 128, 192], 3, 1, 2),
+        new("c48k3p4", "c48k3 with CFR attention on a /4 latent grid", [48, 96, 128], 3, 1, 4),
+        new("c48k3f16", "c48k3 with the flow on /16 frames (upsampled ×2 to the latent grid)", [48, 96, 128], 3, 2, 2),
     ];
 
     public static int Run(string[] args)
@@ -121,8 +123,6 @@ internal static class CompactModelBench
         var cfr = root["cfr"]!.AsObject();
         cfr["flow_downscale"] = c.FlowDownscale;
         cfr["attention_pool"] = c.AttentionPool;
-        cfr["heads"] = c.Heads;
-        cfr["embed_dim"] = c.EmbedDim;
         return root.ToJsonString();
     }
 
@@ -130,6 +130,8 @@ internal static class CompactModelBench
     {
         var root = JsonNode.Parse(unetJson)!.AsObject();
         root["block_out_channels"] = new JsonArray(c.Channels.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray());
+        root["conv_in_kernel"] = c.ConvKernel;
+        root["conv_out_kernel"] = c.ConvKernel;
         return root.ToJsonString();
     }
 
