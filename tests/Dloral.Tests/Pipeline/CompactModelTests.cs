@@ -48,6 +48,29 @@ public class CompactModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Step_and_DenoiseWindow_agree_on_192_channel_latents_and_the_tiled_path_runs()
+    {
+        TorchRuntime.Initialize();
+        using var model = CompactDloral.Build(Folder);
+        using var scope = NewDisposeScope();
+        using var guard = inference_mode();
+        var lr = LrWindow(2, 32, 48); // HR 128×192, latent 16×24
+        using var step = model.Upscale(lr);
+        var hr = nn.functional.interpolate(lr.view(2, 3, 32, 48), size: [128, 192], mode: InterpolationMode.Bicubic, align_corners: false)
+            .clamp_(-1, 1).view(1, 2, 3, 128, 192);
+        var uncertainty = model.UncertaintyOf(hr);
+        var x = model.Model.DenoiseWindow(hr, step.Latents, uncertainty, model.Prompt);
+        output.WriteLine($"DenoiseWindow vs Step: max |diff| {TensorAssert.MaxAbsDiff(step.XDenoised, x):G3}");
+        TensorAssert.Close(step.XDenoised, x, 1e-5, 1e-5, "x_denoised");
+        // Per-latent-tile CFR + UNet with Gaussian blending (the video path) runs on the compact latents too.
+        var tiled = model.Model.DenoiseWindow(hr, step.Latents, uncertainty, model.Prompt, new LatentTiler(tileSize: 16, overlap: 8));
+        Assert.Equal(x.shape, tiled.shape);
+        double diff = (tiled - x).abs().mean().item<float>();
+        output.WriteLine($"tiled vs whole: mean |diff| {diff:G3}");
+        Assert.True(tiled.isfinite().all().item<bool>());
+    }
+
+    [Fact]
     public void Build_is_deterministic_and_save_load_reproduces_outputs_in_one_small_file()
     {
         TorchRuntime.Initialize();
