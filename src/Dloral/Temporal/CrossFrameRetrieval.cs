@@ -115,9 +115,9 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
     /// <summary>
     /// Runs the retrieval over a window of t frames.
     /// </summary>
-    /// <param name="frames">[n,t,3,H,W] in [-1,1] (the pixels the VAE encodes), H and W multiples of 8, ≥ 512.</param>
-    /// <param name="latents">[n,t,4,H/8,W/8] scaled VAE latents.</param>
-    /// <param name="uncertainty">[n,t−1,1,H/8,W/8] (see <c>UncertaintyMap</c>).</param>
+    /// <param name="frames">[n,t,3,H,W] in [-1,1] (the pixels the codec encodes), H and W multiples of f (8 for SD), ≥ 512 when <see cref="EnforceReferenceMinimumSize"/>.</param>
+    /// <param name="latents">[n,t,C,H/f,W/f] scaled latents (C = <see cref="CrossFrameRetrievalConfig.LatentChannels"/>, 4 for SD).</param>
+    /// <param name="uncertainty">[n,t−1,1,H/f,W/f] (see <c>UncertaintyMap</c>).</param>
     /// <param name="trace">Optional: receives the intermediates.</param>
     public CrossFrameRetrievalOutput Forward(Tensor frames, Tensor latents, Tensor uncertainty, CrossFrameRetrievalTrace? trace)
     {
