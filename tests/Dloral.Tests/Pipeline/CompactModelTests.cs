@@ -31,6 +31,9 @@ public class CompactModelTests(ITestOutputHelper output)
         Assert.Equal(4, model.Config.Scale);
         Assert.IsType<PixelUnshuffleCodec>(model.Model.Codec);
         Assert.Equal(192, model.Model.LatentChannels);
+        Assert.Equal(Folder, CompactDloral.FindModelFolder());
+        var noVae = Assert.Throws<InvalidOperationException>(() => model.Model.Vae);
+        Assert.Contains("PixelUnshuffleCodec", noVae.Message);
         Assert.Equal(DloralAdapters.AddOrder.OrderBy(s => s), LoraModel.AdapterNames(model.Model.Unet).OrderBy(s => s));
         long parameters = model.NamedWeights().Sum(kv => kv.Value.numel());
         output.WriteLine($"parameters (incl. buffers): {parameters:N0}");

@@ -22,6 +22,23 @@ public sealed class CompactDloral : IDisposable
     /// <summary>Metadata keys of the weights file.</summary>
     public const string MetaFormat = "dloral.format", MetaCompact = "dloral.compact_json", MetaUnet = "dloral.unet_config_json";
 
+    /// <summary>File name of the shipped weights inside the model folder (models/compact/).</summary>
+    public const string WeightsFileName = "dloral_compact.safetensors";
+
+    /// <summary>
+    /// The models/compact folder (the one holding compact.json): searched upward from <paramref name="start"/> (default: the
+    /// application's base directory), so it is found from a build output inside the repository; null if none.
+    /// </summary>
+    public static string? FindModelFolder(string? start = null)
+    {
+        for (var dir = new DirectoryInfo(start ?? AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "models", "compact");
+            if (File.Exists(Path.Combine(candidate, "compact.json"))) return candidate;
+        }
+        return null;
+    }
+
     /// <summary>Tensor name of the learned prompt embedding.</summary>
     public const string PromptName = "prompt_embeds";
 
