@@ -1,5 +1,6 @@
 using Dloral.Diffusion;
 using Dloral.Lora;
+using Dloral.Pipeline.Codecs;
 using Dloral.Temporal;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -8,10 +9,10 @@ namespace Dloral.Pipeline;
 
 /// <summary>Everything one DLoRAL step produced (all owned by the caller).</summary>
 /// <param name="OutputImage">[n,3,H,W] in [−1,1]: the restored current (later) frame.</param>
-/// <param name="XDenoised">[n,4,h,w]: fused current latent − predicted noise.</param>
-/// <param name="UnetInput">[n,8,h,w]: [warped previous latent ‖ CFR-fused current latent].</param>
-/// <param name="ModelPred">[n,4,h,w]: the UNet's ε̂.</param>
-/// <param name="Latents">[n,2,4,h,w]: the scaled VAE latents of (previous, current).</param>
+/// <param name="XDenoised">[n,C,h,w]: fused current latent − predicted noise (C = the codec's latent channels, 4 for SD).</param>
+/// <param name="UnetInput">[n,2C,h,w]: [warped previous latent ‖ CFR-fused current latent].</param>
+/// <param name="ModelPred">[n,C,h,w]: the UNet's ε̂.</param>
+/// <param name="Latents">[n,2,C,h,w]: the scaled codec latents of (previous, current).</param>
 /// <param name="Retrieval">The CFR outputs (fused features, CFR weight map, aligned features).</param>
 /// <param name="WeightMap">
 /// [n,2,1,h,w] as the reference forward returns it: zeros for the previous frame, the uncertainty map for the current
@@ -40,7 +41,9 @@ public sealed record DloralStepResult(Tensor OutputImage, Tensor XDenoised, Tens
 /// </summary>
 /// <remarks>
 /// The steps are public separately so a video pipeline can encode each frame once and reuse its latent, and tile the
-/// latent stages. The model owns its modules (Dispose disposes them).
+/// latent stages. The model owns its modules (Dispose disposes them). The image ↔ latent map is an
+/// <see cref="ILatentCodec"/>: SD's VAE (<see cref="VaeLatentCodec"/>, the reference) or the compact model's lossless
+/// <see cref="PixelUnshuffleCodec"/>; the latent has C channels and the UNet's conv_in takes 2C.
 /// </remarks>
 public sealed class DloralModel : IDisposable
 {
@@ -55,8 +58,17 @@ public sealed class DloralModel : IDisposable
     /// <param name="cfr">The cross-frame retrieval module.</param>
     /// <param name="adapters">Stage / detail / merge (default: the reference's stage 1, unmerged).</param>
     public DloralModel(AutoencoderKL vae, UNet2DCondition unet, CrossFrameRetrieval cfr, DloralAdapterOptions? adapters = null)
+        : this(new VaeLatentCodec(vae ?? throw new ArgumentNullException(nameof(vae))), unet, cfr, adapters)
     {
-        Vae = vae ?? throw new ArgumentNullException(nameof(vae));
+    }
+
+    /// <param name="codec">The latent codec (owned: disposed with the model).</param>
+    /// <param name="unet">A DLoRAL UNet whose conv_in takes 2 × the codec's latent channels and outputs that many, with the six adapters.</param>
+    /// <param name="cfr">The cross-frame retrieval module, built for the codec's latent channels.</param>
+    /// <param name="adapters">Stage / detail / merge (default: the reference's stage 1, unmerged).</param>
+    public DloralModel(ILatentCodec codec, UNet2DCondition unet, CrossFrameRetrieval cfr, DloralAdapterOptions? adapters = null)
+    {
+        Codec = codec ?? throw new ArgumentNullException(nameof(codec));
         Unet = unet ?? throw new ArgumentNullException(nameof(unet));
         Cfr = cfr ?? throw new ArgumentNullException(nameof(cfr));
         var missing = DloralAdapters.AddOrder.Except(LoraModel.AdapterNames(unet)).ToList();
@@ -64,15 +76,28 @@ public sealed class DloralModel : IDisposable
             throw new ArgumentException($"the UNet lacks DLoRAL adapter(s) {string.Join(", ", missing)}: prepare it with DloralUnet.Prepare or load a DLoRAL checkpoint", nameof(unet));
         var convIn = ModuleTree.Get(unet, "conv_in");
         if (convIn is LoraLayer wrapped) convIn = wrapped.BaseLayer;
-        if (convIn is not TorchSharp.Modules.Conv2d { in_channels: DloralUnet.InChannels })
-            throw new ArgumentException($"the UNet's conv_in must take {DloralUnet.InChannels} channels ([warped previous ‖ fused current] latents)", nameof(unet));
-        Vae.eval();
+        int c = codec.LatentChannels;
+        if (convIn is not TorchSharp.Modules.Conv2d conv || conv.in_channels != 2 * c)
+            throw new ArgumentException($"the UNet's conv_in must take {2 * c} channels ([warped previous ‖ fused current] {c}-channel latents of the codec)", nameof(unet));
+        if (unet.Config.OutChannels != c)
+            throw new ArgumentException($"the UNet must output the codec's {c} latent channels, its config says out_channels {unet.Config.OutChannels}", nameof(unet));
+        if (cfr.Config.LatentChannels != c || cfr.Config.DownscaleFactor != codec.DownscaleFactor)
+            throw new ArgumentException($"the CFR is built for {cfr.Config.LatentChannels}-channel latents at 1/{cfr.Config.DownscaleFactor}, the codec gives {c} channels at 1/{codec.DownscaleFactor}", nameof(cfr));
+        Codec.Eval();
         Unet.eval();
         Cfr.eval();
         Configure(adapters ?? new DloralAdapterOptions());
     }
 
-    public AutoencoderKL Vae { get; }
+    /// <summary>The image ↔ latent codec.</summary>
+    public ILatentCodec Codec { get; }
+
+    /// <summary>The SD VAE when the codec is a <see cref="VaeLatentCodec"/>; otherwise an <see cref="InvalidOperationException"/>.</summary>
+    public AutoencoderKL Vae => (Codec as VaeLatentCodec)?.Vae
+        ?? throw new InvalidOperationException($"this DLoRAL model has no VAE: its latent codec is a {Codec.GetType().Name}");
+
+    /// <summary>Channels C of one latent (4 for SD).</summary>
+    public int LatentChannels => Codec.LatentChannels;
 
     public UNet2DCondition Unet { get; }
 
@@ -81,8 +106,8 @@ public sealed class DloralModel : IDisposable
     /// <summary>Timestep given to the UNet (the reference: 1).</summary>
     public long Timestep { get; init; } = ReferenceTimestep;
 
-    /// <summary>Latent scaling factor of the VAE (0.18215 for SD).</summary>
-    public double ScalingFactor => Vae.ScalingFactor;
+    /// <summary>Latent scaling factor of the codec (0.18215 for SD's VAE).</summary>
+    public double ScalingFactor => Codec.ScalingFactor;
 
     /// <summary>The current adapter configuration.</summary>
     public DloralAdapterOptions Adapters => _adapters;
@@ -103,26 +128,26 @@ public sealed class DloralModel : IDisposable
         _configured = true;
     }
 
-    /// <summary>Frames [n,3,H,W] in [−1,1] → scaled latents [n,4,H/8,W/8] = mean·scaling_factor (deterministic).</summary>
+    /// <summary>
+    /// Frames [n,3,H,W] in [−1,1] → scaled latents [n,C,H/f,W/f] (SD: VAE mean·scaling_factor, deterministic).
+    /// </summary>
     public Tensor EncodeLatents(Tensor frames)
     {
         ArgumentNullException.ThrowIfNull(frames);
-        using var scope = NewDisposeScope();
-        using var posterior = Vae.Encode(frames.to(DTypeOf(Vae)));
-        return (posterior.Mean * ScalingFactor).MoveToOuterDisposeScope();
+        return Codec.Encode(frames);
     }
 
-    /// <summary>Scaled latent → image in [−1,1] (decode of latent / scaling_factor, clamped).</summary>
+    /// <summary>Scaled latent → image in [−1,1] (the codec's decode of latent / scaling_factor, clamped).</summary>
     public Tensor DecodeLatents(Tensor latents)
     {
         ArgumentNullException.ThrowIfNull(latents);
         using var scope = NewDisposeScope();
-        return Vae.Decode(latents.to(DTypeOf(Vae)) / ScalingFactor).clamp(-1.0, 1.0).MoveToOuterDisposeScope();
+        return Codec.Decode(latents).clamp(-1.0, 1.0).MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// CFR over the window and the UNet input: frames [n,2,3,H,W], latents [n,2,4,h,w], uncertainty [n,1,1,h,w] →
-    /// [n,8,h,w] = [previous latent warped to the current frame ‖ fused current latent] (the reference's
+    /// CFR over the window and the UNet input: frames [n,2,3,H,W], latents [n,2,C,h,w], uncertainty [n,1,1,h,w] →
+    /// [n,2C,h,w] = [previous latent warped to the current frame ‖ fused current latent] (the reference's
     /// <c>fused[:,0] = aligned[:,1]; fused.view(b,8,h,w)</c>).
     /// </summary>
     public (Tensor UnetInput, CrossFrameRetrievalOutput Retrieval) Fuse(Tensor frames, Tensor latents, Tensor uncertainty)
@@ -140,13 +165,13 @@ public sealed class DloralModel : IDisposable
         return (unetIn.MoveToOuterDisposeScope(), moved);
     }
 
-    /// <summary>UNet ε̂ for an 8-channel input at <see cref="Timestep"/>; prompt embeddings [1 or n,77,C].</summary>
+    /// <summary>UNet ε̂ for a 2C-channel input at <see cref="Timestep"/>; prompt embeddings [1 or n,tokens,width] (SD: 77×1024).</summary>
     public Tensor PredictNoise(Tensor unetInput, Tensor promptEmbeds)
     {
         ArgumentNullException.ThrowIfNull(unetInput);
         ArgumentNullException.ThrowIfNull(promptEmbeds);
-        if (unetInput.dim() != 4 || unetInput.shape[1] != DloralUnet.InChannels)
-            throw new ArgumentException($"UNet input must be [n,{DloralUnet.InChannels},h,w], got [{string.Join(",", unetInput.shape)}]", nameof(unetInput));
+        if (unetInput.dim() != 4 || unetInput.shape[1] != 2 * LatentChannels)
+            throw new ArgumentException($"UNet input must be [n,{2 * LatentChannels},h,w], got [{string.Join(",", unetInput.shape)}]", nameof(unetInput));
         using var scope = NewDisposeScope();
         long n = unetInput.shape[0];
         unetInput = unetInput.to(DTypeOf(Unet));
@@ -156,18 +181,18 @@ public sealed class DloralModel : IDisposable
         return Unet.call(unetInput, t, ctx).MoveToOuterDisposeScope();
     }
 
-    /// <summary>One step on the UNet input: x = input[:,4:8] − ε̂ (the reference applies no scheduler terms).</summary>
+    /// <summary>One step on the UNet input: x = input[:,C:2C] − ε̂ (the reference applies no scheduler terms).</summary>
     public Tensor Denoise(Tensor unetInput, Tensor promptEmbeds)
     {
         using var scope = NewDisposeScope();
         unetInput = unetInput.to(DTypeOf(Unet));
         var pred = PredictNoise(unetInput, promptEmbeds);
-        return (unetInput.narrow(1, 4, 4) - pred).MoveToOuterDisposeScope();
+        return (unetInput.narrow(1, LatentChannels, LatentChannels) - pred).MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// CFR + UNet for a window at any size: frames [n,2,3,H,W], scaled latents [n,2,4,h,w], uncertainty [n,1,1,h,w] →
-    /// x_denoised [n,4,h,w]. With a <paramref name="tiler"/> and a latent larger than tile², CFR and UNet run per
+    /// CFR + UNet for a window at any size: frames [n,2,3,H,W], scaled latents [n,2,C,h,w], uncertainty [n,1,1,h,w] →
+    /// x_denoised [n,C,h,w]. With a <paramref name="tiler"/> and a latent larger than tile², CFR and UNet run per
     /// latent tile (pixels, latents and uncertainty cropped alike) and the fused current latent and ε̂ are blended with
     /// the Gaussian tile weights before x = z − ε̂, as the reference's tiled branch does; otherwise it is the plain step.
     /// </summary>
@@ -175,21 +200,21 @@ public sealed class DloralModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(latents);
         using var scope = NewDisposeScope();
-        int h = (int)latents.shape[^2], w = (int)latents.shape[^1], f = Vae.DownscaleFactor;
+        int h = (int)latents.shape[^2], w = (int)latents.shape[^1], f = Codec.DownscaleFactor, c = LatentChannels;
         Tensor Tile(LatentTile t)
         {
             var (unetIn, r) = Fuse(t.Slice(frames, f), t.Slice(latents), t.Slice(uncertainty));
             r.Dispose();
             var pred = PredictNoise(unetIn, promptEmbeds);
-            return cat([unetIn.narrow(1, 4, 4).to(pred.dtype), pred], 1); // blended together: same weights for both
+            return cat([unetIn.narrow(1, c, c).to(pred.dtype), pred], 1); // blended together: same weights for both
         }
         var blended = tiler is null ? Tile(new LatentTile(0, 0, h, w)) : tiler.Run(h, w, Tile);
-        return (blended.narrow(1, 0, 4) - blended.narrow(1, 4, 4)).MoveToOuterDisposeScope();
+        return (blended.narrow(1, 0, c) - blended.narrow(1, c, c)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// The whole step for a window: frames [n,2,3,H,W] in [−1,1] (previous, current), uncertainty [n,1,1,H/8,W/8],
-    /// prompt embeddings [1 or n,77,C]. <paramref name="latents"/> ([n,2,4,h,w]) may be given to reuse cached encodings.
+    /// The whole step for a window: frames [n,2,3,H,W] in [−1,1] (previous, current), uncertainty [n,1,1,H/f,W/f],
+    /// prompt embeddings [1 or n,tokens,width]. <paramref name="latents"/> ([n,2,C,h,w]) may be given to reuse cached encodings.
     /// </summary>
     public DloralStepResult Step(Tensor frames, Tensor uncertainty, Tensor promptEmbeds, Tensor? latents = null)
     {
@@ -198,12 +223,12 @@ public sealed class DloralModel : IDisposable
             throw new ArgumentException($"frames must be [n,2,3,H,W], got [{string.Join(",", frames.shape)}]", nameof(frames));
         using var scope = NewDisposeScope();
         long n = frames.shape[0], h = frames.shape[3], w = frames.shape[4];
-        int f = Vae.DownscaleFactor;
+        int f = Codec.DownscaleFactor;
         if (h % f != 0 || w % f != 0) throw new ArgumentException($"frame size {h}x{w} must be a multiple of {f}", nameof(frames));
         var lat = latents ?? EncodeLatents(frames.reshape(n * 2, 3, h, w)).view(n, 2, -1, h / f, w / f);
         var (unetIn, retrieval) = Fuse(frames, lat, uncertainty);
         var pred = PredictNoise(unetIn, promptEmbeds);
-        var x = unetIn.narrow(1, 4, 4) - pred;
+        var x = unetIn.narrow(1, LatentChannels, LatentChannels) - pred;
         var image = DecodeLatents(x);
         var weightMap = zeros_like(retrieval.WeightMap);
         weightMap.select(1, 1).copy_(uncertainty.select(1, 0));
@@ -221,7 +246,7 @@ public sealed class DloralModel : IDisposable
     public void Dispose()
     {
         Unet.Dispose();
-        Vae.Dispose();
+        Codec.Dispose();
         Cfr.Dispose();
     }
 }

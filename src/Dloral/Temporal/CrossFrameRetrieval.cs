@@ -68,12 +68,24 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
     private readonly SpyNet spynet;
     private readonly CrossFrameAttention cross_attn_module;
 
-    public CrossFrameRetrieval() : base(nameof(CrossFrameRetrieval))
+    /// <summary>The reference DLoRAL CFR (4-channel latents at 1/8, 9 heads × 64).</summary>
+    public CrossFrameRetrieval() : this(CrossFrameRetrievalConfig.Reference)
     {
+    }
+
+    /// <summary>A CFR of the given size (see <see cref="CrossFrameRetrievalConfig"/>; the default is the reference).</summary>
+    public CrossFrameRetrieval(CrossFrameRetrievalConfig config) : base(nameof(CrossFrameRetrieval))
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        Config = config;
         spynet = new SpyNet();
-        cross_attn_module = new CrossFrameAttention(inChannels: 4, featDim: 4, embedDim: 64, heads: 9);
+        cross_attn_module = new CrossFrameAttention(inChannels: config.LatentChannels, featDim: config.LatentChannels, embedDim: config.EmbedDim, heads: config.Heads);
         RegisterComponents();
     }
+
+    /// <summary>The sizes this CFR was built with.</summary>
+    public CrossFrameRetrievalConfig Config { get; }
 
     /// <summary>The flow network.</summary>
     public SpyNet SpyNet => spynet;
@@ -85,12 +97,16 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
     /// Frames [n,t,3,H,W] → [n,t,3,H/8,W/8] with the reference's <c>interpolate(scale_factor=0.125, mode='bicubic')</c>
     /// (align_corners=False, no antialias: output pixel i reads input pixels 8i+2…8i+5).
     /// </summary>
-    public static Tensor DownsampleFrames(Tensor frames)
+    public static Tensor DownsampleFrames(Tensor frames) => DownsampleFrames(frames, 8);
+
+    /// <summary>As <see cref="DownsampleFrames(Tensor)"/> by any integer factor (bicubic, scale 1/factor, no antialias).</summary>
+    public static Tensor DownsampleFrames(Tensor frames, int factor)
     {
         long n = frames.shape[0], t = frames.shape[1], c = frames.shape[2], h = frames.shape[3], w = frames.shape[4];
         using var scope = NewDisposeScope();
-        var down = F.interpolate(frames.reshape(n * t, c, h, w), scale_factor: [0.125, 0.125], mode: InterpolationMode.Bicubic, align_corners: false);
-        return down.view(n, t, c, h / 8, w / 8).MoveToOuterDisposeScope();
+        double s = 1.0 / factor;
+        var down = F.interpolate(frames.reshape(n * t, c, h, w), scale_factor: [s, s], mode: InterpolationMode.Bicubic, align_corners: false);
+        return down.view(n, t, c, h / factor, w / factor).MoveToOuterDisposeScope();
     }
 
     /// <summary>As <see cref="Forward"/> without a trace.</summary>
@@ -99,9 +115,9 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
     /// <summary>
     /// Runs the retrieval over a window of t frames.
     /// </summary>
-    /// <param name="frames">[n,t,3,H,W] in [-1,1] (the pixels the VAE encodes), H and W multiples of 8, ≥ 512.</param>
-    /// <param name="latents">[n,t,4,H/8,W/8] scaled VAE latents.</param>
-    /// <param name="uncertainty">[n,t−1,1,H/8,W/8] (see <c>UncertaintyMap</c>).</param>
+    /// <param name="frames">[n,t,3,H,W] in [-1,1] (the pixels the codec encodes), H and W multiples of f (8 for SD), ≥ 512 when <see cref="EnforceReferenceMinimumSize"/>.</param>
+    /// <param name="latents">[n,t,C,H/f,W/f] scaled latents (C = <see cref="CrossFrameRetrievalConfig.LatentChannels"/>, 4 for SD).</param>
+    /// <param name="uncertainty">[n,t−1,1,H/f,W/f] (see <c>UncertaintyMap</c>).</param>
     /// <param name="trace">Optional: receives the intermediates.</param>
     public CrossFrameRetrievalOutput Forward(Tensor frames, Tensor latents, Tensor uncertainty, CrossFrameRetrievalTrace? trace)
     {
@@ -113,23 +129,31 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
         long n = frames.shape[0], t = frames.shape[1], h = frames.shape[3], w = frames.shape[4];
         if (latents.shape[0] != n || latents.shape[1] != t)
             throw new ArgumentException($"CFR: batch/frames of frames [{string.Join(",", frames.shape)}] and latents [{string.Join(",", latents.shape)}] differ");
-        if (h % 8 != 0 || w % 8 != 0 || latents.shape[3] != h / 8 || latents.shape[4] != w / 8)
-            throw new ArgumentException($"CFR: frames {h}x{w} must be multiples of 8 and 8x the latents {latents.shape[3]}x{latents.shape[4]}");
-        if (EnforceReferenceMinimumSize && (h / 8 < MinDownsampledSize || w / 8 < MinDownsampledSize))
-            throw new ArgumentException($"CFR: frames must be at least {8 * MinDownsampledSize}x{8 * MinDownsampledSize} (the reference's minimum for SPyNet), got {h}x{w}");
-        if (t >= 2 && (uncertainty.dim() != 5 || uncertainty.shape[1] < t - 1 || uncertainty.shape[3] != h / 8 || uncertainty.shape[4] != w / 8))
-            throw new ArgumentException($"CFR: uncertainty map must be [n,{t - 1},1,{h / 8},{w / 8}], got [{string.Join(",", uncertainty.shape)}]");
+        int f = Config.DownscaleFactor, fs = f * Config.FlowDownscale, pool = Config.AttentionPool;
+        if (latents.shape[2] != Config.LatentChannels)
+            throw new ArgumentException($"CFR: built for {Config.LatentChannels}-channel latents, got [{string.Join(",", latents.shape)}]");
+        if (h % f != 0 || w % f != 0 || latents.shape[3] != h / f || latents.shape[4] != w / f)
+            throw new ArgumentException($"CFR: frames {h}x{w} must be multiples of {f} and {f}x the latents {latents.shape[3]}x{latents.shape[4]}");
+        if (EnforceReferenceMinimumSize && (h / f < MinDownsampledSize || w / f < MinDownsampledSize))
+            throw new ArgumentException($"CFR: frames must be at least {f * MinDownsampledSize}x{f * MinDownsampledSize} (the reference's minimum for SPyNet), got {h}x{w}");
+        if (t >= 2 && (uncertainty.dim() != 5 || uncertainty.shape[1] < t - 1 || uncertainty.shape[3] != h / f || uncertainty.shape[4] != w / f))
+            throw new ArgumentException($"CFR: uncertainty map must be [n,{t - 1},1,{h / f},{w / f}], got [{string.Join(",", uncertainty.shape)}]");
+        if (Config.FlowDownscale > 1 && (h / fs < 1 || w / fs < 1))
+            throw new ArgumentException($"CFR: frames {h}x{w} are smaller than the flow grid factor {fs}");
 
         using var scope = NewDisposeScope();
-        var down = DownsampleFrames(frames);
-        long hd = h / 8, wd = w / 8;
+        var down = DownsampleFrames(frames, fs);
+        long hd = h / fs, wd = w / fs, hl = h / f, wl = w / f;
 
         Tensor? flowsForward = null;
         if (t >= 2)
         {
             var cur = down.narrow(1, 1, t - 1).reshape(n * (t - 1), 3, hd, wd);
             var prev = down.narrow(1, 0, t - 1).reshape(n * (t - 1), 3, hd, wd);
-            flowsForward = spynet.forward(cur, prev).view(n, t - 1, 2, hd, wd);
+            var flow = spynet.forward(cur, prev);
+            if (Config.FlowDownscale > 1) // coarse flow → latent grid, in latent pixels
+                flow = F.interpolate(flow, size: [hl, wl], mode: InterpolationMode.Bilinear, align_corners: false) * (double)Config.FlowDownscale;
+            flowsForward = flow.view(n, t - 1, 2, hl, wl);
         }
 
         var fused = latents.clone();
@@ -141,7 +165,12 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
             var prevFeat = latents.select(1, i - 1);
             var flow = flowsForward!.select(1, i - 1).permute(0, 2, 3, 1);
             var alignedPrev = FlowWarp.Warp(prevFeat, flow);
-            var attn = cross_attn_module.forward(curFeat, alignedPrev, curFeat, alignedPrev);
+            // With pooling, Q/K/V see the pooled grid and the delta is upsampled to the latent (CrossFrameAttention
+            // resizes the V features to the Q grid and the delta to the current features' size).
+            var (q, k) = pool > 1
+                ? (F.avg_pool2d(curFeat, pool, pool, ceil_mode: true, count_include_pad: false), F.avg_pool2d(alignedPrev, pool, pool, ceil_mode: true, count_include_pad: false))
+                : (curFeat, alignedPrev);
+            var attn = cross_attn_module.forward(q, k, curFeat, k);
             fused.select(1, i).copy_(attn.Fused);
             weightMap.select(1, i).copy_(uncertainty.select(1, i - 1));
             aligned.select(1, i).copy_(alignedPrev);
