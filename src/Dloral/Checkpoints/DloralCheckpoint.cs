@@ -49,7 +49,7 @@ public sealed class DloralCheckpoint : IDisposable
     public IReadOnlyDictionary<string, Tensor> StateDictBpp => _stateDictBpp
         ?? throw new InvalidOperationException($"{Path} was opened lazily: use CfrWeights");
 
-    /// <summary>state_dict_unet (eager or lazy) as a weight source for <see cref="StrictLoader"/>.</summary>
+    /// <summary>state_dict_unet (eager or lazy) as a weight source for <see cref="Dloral.Diffusion.StateDictLoader"/>.</summary>
     public IWeightSource UnetWeights { get; }
 
     /// <summary>state_dict_bpp as a weight source (the CFR; unused submodules can be ignored by the loader).</summary>

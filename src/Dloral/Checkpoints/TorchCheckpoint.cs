@@ -284,7 +284,7 @@ public sealed class TorchCheckpoint : IDisposable
         return result;
     }
 
-    /// <summary>A dict of tensors (eager or lazy) as a weight source for <see cref="StrictLoader"/>.</summary>
+    /// <summary>A dict of tensors (eager or lazy) as a weight source for <see cref="Dloral.Diffusion.StateDictLoader"/>.</summary>
     public static IWeightSource AsWeightSource(object? value, string what, string path) =>
         new CheckpointWeightSource(StateDictEntries(value, what, path).ToList(), $"{path}[{what}]");
 

@@ -76,7 +76,7 @@ public sealed class ClipTextEncoder : nn.Module<Tensor, Tensor>
     /// <summary>Loads weights by name, strictly (missing, unexpected and mis-shaped keys listed in one
     /// error). <c>position_ids</c> may be absent (newer transformers stop saving it).</summary>
     public void LoadWeights(IWeightSource source) =>
-        StrictLoader.Load(this, source, optional: ["text_model.embeddings.position_ids"]);
+        StateDictLoader.Load(this, source, optional: ["text_model.embeddings.position_ids"]);
 
     /// <summary>
     /// Builds the encoder from a diffusers <c>text_encoder/</c> folder: config.json plus

@@ -25,11 +25,12 @@ public static class DloralModelLoader
     public static DloralModel Load(string diffusersFolder, string checkpointPath, ModelOptions? options = null, DloralAdapterOptions? adapters = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(checkpointPath);
-        using var checkpoint = DloralCheckpoint.Load(checkpointPath);
+        // Lazy: each tensor streams from model.pkl straight into its parameter (no second multi-GB copy).
+        using var checkpoint = DloralCheckpoint.Load(checkpointPath, lazy: true);
         return Load(DiffusersFolder.Open(diffusersFolder), checkpoint, options, adapters);
     }
 
-    /// <summary>As <see cref="Load(string, string, ModelOptions?, DloralAdapterOptions?)"/> with an already opened checkpoint (not disposed here).</summary>
+    /// <summary>As <see cref="Load(string, string, ModelOptions?, DloralAdapterOptions?)"/> with an already opened checkpoint, eager or lazy (not disposed here).</summary>
     public static DloralModel Load(DiffusersFolder folder, DloralCheckpoint checkpoint, ModelOptions? options = null, DloralAdapterOptions? adapters = null)
     {
         ArgumentNullException.ThrowIfNull(folder);
@@ -46,7 +47,7 @@ public static class DloralModelLoader
             unet = BuildUnet(folder, checkpoint, options);
             cfr = new CrossFrameRetrieval();
             if (options?.Device is { } device) cfr.to(device);
-            cfr.LoadStateDict(checkpoint.StateDictBpp, ignoreUnusedSubmodules: true, source: $"{checkpoint.Path}[state_dict_bpp]");
+            cfr.Load(checkpoint.CfrWeights, ignoreUnusedSubmodules: true);
             if (options is not null && options.DType != TorchSharp.torch.ScalarType.Float32) cfr.to(options.DType);
             return new DloralModel(vae, unet, cfr, adapters);
         }
@@ -72,7 +73,7 @@ public static class DloralModelLoader
                 checkpoint.EncoderModulesQuality, checkpoint.DecoderModulesQuality, checkpoint.OthersModulesQuality,
                 checkpoint.EncoderModulesConsistency, checkpoint.DecoderModulesConsistency, checkpoint.OthersModulesConsistency);
             DloralUnet.Prepare(unet, targets, checkpoint.LoraRankQuality, checkpoint.LoraRankConsistency);
-            StateDictLoader.Load(unet, checkpoint.StateDictUnet, $"{checkpoint.Path}[state_dict_unet]");
+            StateDictLoader.Load(unet, checkpoint.UnetWeights);
             unet.eval();
             return unet;
         }

@@ -205,6 +205,13 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
         Load(file.Entries.Keys, name => file.Entries[name].Shape, file.ReadInto, ignoreUnusedSubmodules, file.Path);
     }
 
+    /// <summary>Loads from any weight source, e.g. a lazily opened model.pkl's <c>state_dict_bpp</c> (streamed, no in-memory copy).</summary>
+    public void Load(IWeightSource source, bool ignoreUnusedSubmodules = true)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        Load(source.Names, source.ShapeOf, source.ReadInto, ignoreUnusedSubmodules, source.Description);
+    }
+
     /// <summary>Opens and loads a safetensors file.</summary>
     public void Load(string path, bool ignoreUnusedSubmodules = true)
     {
