@@ -23,6 +23,8 @@ public static class EvalCommand
         var spynet = new Option<string?>("--spynet") { Description = "SPyNet weights (safetensors, keys basic_module.* or under a '...spynet.' prefix): use this learned flow for the temporal metrics instead of the classical pyramidal Lucas-Kanade." };
         var spynetInput = new Option<string>("--spynet-input") { Description = "Input range the SPyNet weights expect: unit = [0,1] (standard pretrained SPyNet), signed = [-1,1] (DLoRAL's CFR).", DefaultValueFactory = _ => "unit" };
         spynetInput.AcceptOnlyFromAmong("unit", "signed");
+        var lpipsVgg = new Option<string?>("--lpips-vgg") { Description = "LPIPS: the torchvision VGG-16 weights (vgg16-397923af.pth, keys features.N.*; .pth or .safetensors). With --lpips-lin, adds 'lpips' (needs --gt)." };
+        var lpipsLin = new Option<string?>("--lpips-lin") { Description = "LPIPS: the official v0.1 linear heads (lpips/weights/v0.1/vgg.pth, keys linK.model.1.weight; .pth or .safetensors)." };
         var crop = new Option<int>("--crop-size") { Description = "Side of the side-by-side crops in pixels.", DefaultValueFactory = _ => 128 };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for the tensor engine (default: all cores)." };
         var device = new Option<string>("--device") { Description = "cpu (default) or cuda[:N].", DefaultValueFactory = _ => "cpu" };
@@ -30,7 +32,7 @@ public static class EvalCommand
 
         var command = new Command("eval", "Measure results: PSNR/SSIM on Y (BT.601, border crop = scale) and RGB, resnet18_feature_distance (not LPIPS), warping error and tOF (classical optical flow), and no-reference indicators; writes JSON, Markdown, SVG plots and PNG crops.")
         {
-            results, gt, lr, scale, output, frames, noTemporal, noFeature, onnx, spynet, spynetInput, crop, threads, device, quiet,
+            results, gt, lr, scale, output, frames, noTemporal, noFeature, onnx, spynet, spynetInput, lpipsVgg, lpipsLin, crop, threads, device, quiet,
         };
         command.SetAction((parse, ct) => CommandErrors.RunAsync(console, ct, token =>
         {
@@ -65,8 +67,14 @@ public static class EvalCommand
             using var learnedFlow = parse.GetValue(spynet) is { } weights
                 ? BadFileIsUsage(() => SpyNetFlow.Load(weights, parse.GetValue(spynetInput) == "signed" ? SpyNetInputRange.Signed : SpyNetInputRange.Unit, dev))
                 : null;
+            string? vggPath = parse.GetValue(lpipsVgg), linPath = parse.GetValue(lpipsLin);
+            if ((vggPath is null) != (linPath is null)) throw new UsageException("LPIPS needs both --lpips-vgg and --lpips-lin");
+            using var lpips = vggPath is not null && linPath is not null
+                ? BadFileIsUsage(() => Dloral.Training.Losses.LpipsLoss.Load(vggPath, linPath, dev))
+                : null;
             var options = new EvalOptions
             {
+                Lpips = lpips is null ? null : (a, b) => LpipsDistance(lpips, a, b),
                 Flow = learnedFlow is null ? new LucasKanadeFlow() : learnedFlow,
                 Scale = parse.GetValue(scale),
                 Temporal = !parse.GetValue(noTemporal),
@@ -104,6 +112,16 @@ public static class EvalCommand
             return Task.FromResult(ExitCodes.Ok);
         }));
         return command;
+    }
+
+    /// <summary>LPIPS of two [3,H,W] images in [0,1] (LPIPS takes [-1,1] batches).</summary>
+    private static double LpipsDistance(Dloral.Training.Losses.LpipsLoss lpips, TorchSharp.torch.Tensor a, TorchSharp.torch.Tensor b)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        using var mode = TorchSharp.torch.inference_mode();
+        var x = (a.dim() == 3 ? a.unsqueeze(0) : a) * 2 - 1;
+        var y = (b.dim() == 3 ? b.unsqueeze(0) : b) * 2 - 1;
+        return lpips.Compute(x, y).item<float>();
     }
 
     private static T BadFileIsUsage<T>(Func<T> load)

@@ -14,6 +14,12 @@ public sealed record EvalOptions
     /// <summary>ONNX file of the ResNet-18; null = <see cref="ResNet18OnnxImporter.FindModel"/>.</summary>
     public string? ResNet18OnnxPath { get; init; }
 
+    /// <summary>
+    /// LPIPS from user-supplied official weights, as a distance of two RGB images [3,H,W] in [0,1] (lower is better);
+    /// null = not computed. The CLI builds it from <c>--lpips-vgg</c> and <c>--lpips-lin</c>.
+    /// </summary>
+    public Func<Tensor, Tensor, double>? Lpips { get; init; }
+
     /// <summary>Compute warping error and tOF.</summary>
     public bool Temporal { get; init; } = true;
 

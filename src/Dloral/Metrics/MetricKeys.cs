@@ -8,6 +8,7 @@ public static class MetricKeys
     public const string PsnrRgb = "psnr_rgb";
     public const string SsimRgb = "ssim_rgb";
     public const string FeatureDistance = ResNet18FeatureDistance.Key;
+    public const string Lpips = "lpips";
     public const string WarpingError = "warping_error";
     public const string WarpingErrorMse = "warping_error_mse";
     public const string Tof = "tof";
@@ -15,7 +16,7 @@ public static class MetricKeys
     public const string NoiseSigma = "noise_sigma";
 
     /// <summary>All keys in report order.</summary>
-    public static readonly string[] All = [PsnrY, SsimY, PsnrRgb, SsimRgb, FeatureDistance, WarpingError, WarpingErrorMse, Tof, GradientEnergy, NoiseSigma];
+    public static readonly string[] All = [PsnrY, SsimY, PsnrRgb, SsimRgb, Lpips, FeatureDistance, WarpingError, WarpingErrorMse, Tof, GradientEnergy, NoiseSigma];
 
     /// <summary>True when larger values are better (used for the ▲/▼ hints in the Markdown table).</summary>
     public static bool HigherIsBetter(string key) => key is PsnrY or SsimY or PsnrRgb or SsimRgb;
@@ -31,6 +32,7 @@ public static class MetricKeys
         [PsnrRgb] = "PSNR (dB) over R, G and B, border crop = scale",
         [SsimRgb] = "SSIM averaged over R, G and B, border crop = scale",
         [FeatureDistance] = "offline perceptual distance (NOT LPIPS): unit-normalised ImageNet ResNet-18 features of 5 stages (Microsoft.ML.DnnImageFeaturizer.ResNet18), squared differences summed over channels, averaged over positions and stages with equal weights; lower is better",
+        [Lpips] = "LPIPS v0.1 (VGG-16 backbone) from the official weights the user supplied (--lpips-vgg, --lpips-lin); lower is better",
         [WarpingError] = "E_warp x 1e-3: mean |O_t - warp(O_t-1)| over RGB on [0,1], flow from the ground truth (else from the result itself), occluded (forward-backward check) and out-of-frame pixels excluded; multiplied by 1000; lower is more stable",
         [WarpingErrorMse] = "the same warping error with squared differences (Lai et al. 2018 E_warp form), x 1e-3",
         [Tof] = "tOF: mean absolute difference (pixels) between the flow of the result and the flow of the ground truth, frames t-1 -> t (TecoGAN)",

@@ -99,7 +99,7 @@ public static class VideoEvaluator
                 using (var scope = NewDisposeScope())
                 {
                     for (int r = 0; r < rowFrames.Count; r++)
-                        report.Rows[r].Frames.Add(FrameMetrics(rowFrames[r], gt, report.CropBorder, feature));
+                        report.Rows[r].Frames.Add(FrameMetrics(rowFrames[r], gt, report.CropBorder, feature, options.Lpips));
                     if (options.Temporal && t > 0)
                         AddTemporal(report, options.Flow, previous, rowFrames, gt);
                 }
@@ -146,7 +146,7 @@ public static class VideoEvaluator
         foreach (var (_, crop) in c.Tiles) crop.Dispose();
     }
 
-    private static Dictionary<string, double> FrameMetrics(Tensor frame, Tensor? gt, int border, ResNet18FeatureDistance? feature)
+    private static Dictionary<string, double> FrameMetrics(Tensor frame, Tensor? gt, int border, ResNet18FeatureDistance? feature, Func<Tensor, Tensor, double>? lpips)
     {
         var m = new Dictionary<string, double>();
         if (gt is not null)
@@ -155,6 +155,7 @@ public static class VideoEvaluator
             m[MetricKeys.SsimY] = Ssim.Compute(frame, gt, yOnly: true, border);
             m[MetricKeys.PsnrRgb] = Psnr.Compute(frame, gt, yOnly: false, border);
             m[MetricKeys.SsimRgb] = Ssim.Compute(frame, gt, yOnly: false, border);
+            if (lpips is not null) m[MetricKeys.Lpips] = lpips(frame, gt);
             if (feature is not null) m[MetricKeys.FeatureDistance] = feature.Distance(frame, gt);
         }
         m[MetricKeys.GradientEnergy] = NoReferenceIndicators.GradientEnergy(frame);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Dloral.Cli;
 using Dloral.Tests.Support;
+using Dloral.Tests.Training;
 
 namespace Dloral.Tests.Metrics;
 
@@ -73,6 +74,31 @@ public class EvalCommandTests
         (code, _, stderr) = await Dloral("eval", media.PathOf("missing.mp4"), "-o", media.PathOf("r3"));
         Assert.Equal(2, code);
         Assert.Contains("missing.mp4", stderr);
+    }
+
+    [Fact]
+    public async Task Eval_adds_lpips_when_official_weights_are_supplied()
+    {
+        using var media = new TestMedia();
+        var (gt, _, noisy) = Clips(media, frames: 2);
+        // Official LPIPS files cannot be had here: random weights in the official key layout test the wiring;
+        // LpipsLossTests covers the distance itself.
+        var (vgg, lin) = LpipsLossTests.WriteWeights(media.PathOf(""), 1.0);
+        string dir = media.PathOf("report");
+        var (code, _, stderr) = await Dloral("eval", noisy, gt, "--gt", gt, "-o", dir, "--no-feature-distance", "--no-temporal",
+            "--lpips-vgg", vgg, "--lpips-lin", lin);
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "report.json")));
+        var rows = json.RootElement.GetProperty("rows").EnumerateArray().ToList();
+        Assert.True(rows[0].GetProperty("clip").GetProperty("lpips").GetDouble() > 0);
+        Assert.Equal(0, rows[1].GetProperty("clip").GetProperty("lpips").GetDouble(), 6);
+
+        (code, _, stderr) = await Dloral("eval", noisy, "--gt", gt, "-o", media.PathOf("r2"), "--lpips-vgg", vgg);
+        Assert.Equal(2, code);
+        Assert.Contains("--lpips-lin", stderr);
+        (code, _, stderr) = await Dloral("eval", noisy, "--gt", gt, "-o", media.PathOf("r3"), "--lpips-vgg", vgg, "--lpips-lin", gt);
+        Assert.Equal(2, code);
+        Assert.Contains("gt.mkv", stderr);
     }
 
     [Fact]

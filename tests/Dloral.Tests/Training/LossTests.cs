@@ -118,7 +118,7 @@ public class LpipsLossTests
         (17, 256, 512), (19, 512, 512), (21, 512, 512), (24, 512, 512), (26, 512, 512), (28, 512, 512),
     ];
 
-    private static (string Vgg, string Lin) WriteWeights(string dir, double linScale)
+    internal static (string Vgg, string Lin) WriteWeights(string dir, double linScale)
     {
         var gen = new Generator(77);
         var vgg = new Dictionary<string, Tensor>();
