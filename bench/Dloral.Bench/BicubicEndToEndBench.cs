@@ -6,11 +6,13 @@ using static TorchSharp.torch;
 namespace Dloral.Bench;
 
 /// <summary>
-/// <c>bicubic [--input FILE] [--size WxH] [--frames N] [--scale S] [--preset P] [--runs R] [--warmup W]</c>:
+/// <c>bicubic [--input FILE] [--size WxH] [--frames N] [--scale S] [--preset P] [--runs R] [--warmup W] [--models M1,M2]</c>:
 /// the reference row of every speed comparison. Decodes a clip, upscales every frame with bicubic and encodes
 /// H.264, timing each stage in a sequential loop (decode, upscale, encode = pipe write + ffmpeg back-pressure,
 /// finish = encoder flush); a second row runs the product path <c>Upscaler.Run</c> (threaded reader/writer) for the
-/// real end-to-end frames per second.
+/// real end-to-end frames per second. <c>--models</c> adds one row per model (a name or a model file that
+/// <c>dloral upscale --model</c> accepts) through the same product path, so every model gets its ratio to bicubic
+/// measured in the same run.
 /// </summary>
 internal static class BicubicEndToEndBench
 {
@@ -55,6 +57,14 @@ internal static class BicubicEndToEndBench
                 using (timer.Stage("total"))
                     Upscaler.Run(input, output, new UpscaleOptions { Model = "bicubic", Scale = scale, Overwrite = true, Preset = preset });
             }, "Upscaler.Run: reader, model and writer overlap on their own threads");
+            foreach (var model in (opts.GetValueOrDefault("--models") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                runner.Measure($"{Path.GetFileName(model)} (dloral upscale path)", frames, timer =>
+                {
+                    using (timer.Stage("total"))
+                        Upscaler.Run(input, output, new UpscaleOptions { Model = model, Scale = scale, Overwrite = true, Preset = preset });
+                }, "Upscaler.Run with this model");
+            }
             runner.Write();
             return 0;
         }
