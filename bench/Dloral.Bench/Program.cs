@@ -1,10 +1,24 @@
 namespace Dloral.Bench;
 
+/// <summary>
+/// <c>dotnet run -c Release --project bench/Dloral.Bench -- NAME [args]</c>. Each benchmark lives in
+/// its own file; register it here with one line. Results go to bench/results/NAME.{json,md}.
+/// </summary>
 public static class Program
 {
+    private static readonly Dictionary<string, (string Help, Func<string[], int> Run)> Benchmarks = new()
+    {
+        ["pipeline-overhead"] = ("identity pipeline vs plain ffmpeg on a 720p clip: time ratio and peak RSS 5 s vs 60 s", PipelineOverheadBench.Run),
+        ["media-overhead"] = ("media layer alone (FrameSource -> FrameWriter) vs plain ffmpeg; peak RSS short vs long", MediaOverheadBench.Run),
+        ["media-identity"] = ("child of media-overhead: copy IN to OUT frame by frame", MediaOverheadBench.Identity),
+        ["baselines"] = ("bicubic/lanczos vs ffmpeg swscale and Pillow: mean/max difference in 8-bit levels", BaselinesBench.Run),
+    };
+
     public static int Main(string[] args)
     {
-        Console.WriteLine("bench: not yet");
-        return 0;
+        if (args.Length > 0 && Benchmarks.TryGetValue(args[0], out var bench)) return bench.Run(args[1..]);
+        Console.Error.WriteLine("usage: Dloral.Bench NAME [args]");
+        foreach (var (name, (help, _)) in Benchmarks) Console.Error.WriteLine($"  {name,-20} {help}");
+        return args.Length == 0 ? 0 : 2;
     }
 }

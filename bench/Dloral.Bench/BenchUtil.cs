@@ -1,0 +1,49 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Dloral.Bench;
+
+/// <summary>Shared helpers: run a process, find the repository, write results.</summary>
+internal static class BenchUtil
+{
+    public static string RepoRoot { get; } = FindRepoRoot();
+
+    private static string FindRepoRoot()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "Dloral.slnx"))) return d.FullName;
+        return Directory.GetCurrentDirectory();
+    }
+
+    public static string ResultsDir => Directory.CreateDirectory(Path.Combine(RepoRoot, "bench", "results")).FullName;
+
+    /// <summary>Runs a program to completion; throws with its stderr when it fails.</summary>
+    public static byte[] Run(string file, IEnumerable<string> args, byte[]? stdin = null)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = stdin is not null, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        var outStream = new MemoryStream();
+        var copy = p.StandardOutput.BaseStream.CopyToAsync(outStream);
+        if (stdin is not null)
+        {
+            p.StandardInput.BaseStream.Write(stdin);
+            p.StandardInput.Close();
+        }
+        copy.Wait();
+        p.WaitForExit();
+        if (p.ExitCode != 0) throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed ({p.ExitCode}): {err.Result}");
+        return outStream.ToArray();
+    }
+
+    public static void WriteResults(string name, object json, string markdown)
+    {
+        var jsonPath = Path.Combine(ResultsDir, name + ".json");
+        File.WriteAllText(jsonPath, JsonSerializer.Serialize(json, new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        var mdPath = Path.Combine(ResultsDir, name + ".md");
+        File.WriteAllText(mdPath, markdown);
+        Console.WriteLine(markdown);
+        Console.WriteLine($"results: {jsonPath}, {mdPath}");
+    }
+}
