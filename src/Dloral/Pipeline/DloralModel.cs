@@ -1,0 +1,199 @@
+using Dloral.Diffusion;
+using Dloral.Lora;
+using Dloral.Temporal;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dloral.Pipeline;
+
+/// <summary>Everything one DLoRAL step produced (all owned by the caller).</summary>
+/// <param name="OutputImage">[n,3,H,W] in [−1,1]: the restored current (later) frame.</param>
+/// <param name="XDenoised">[n,4,h,w]: fused current latent − predicted noise.</param>
+/// <param name="UnetInput">[n,8,h,w]: [warped previous latent ‖ CFR-fused current latent].</param>
+/// <param name="ModelPred">[n,4,h,w]: the UNet's ε̂.</param>
+/// <param name="Latents">[n,2,4,h,w]: the scaled VAE latents of (previous, current).</param>
+/// <param name="Retrieval">The CFR outputs (fused features, CFR weight map, aligned features).</param>
+/// <param name="WeightMap">
+/// [n,2,1,h,w] as the reference forward returns it: zeros for the previous frame, the uncertainty map for the current
+/// (its <c>aligned_input is None</c> rebuild always runs).
+/// </param>
+public sealed record DloralStepResult(Tensor OutputImage, Tensor XDenoised, Tensor UnetInput, Tensor ModelPred, Tensor Latents,
+                                      CrossFrameRetrievalOutput Retrieval, Tensor WeightMap) : IDisposable
+{
+    public void Dispose()
+    {
+        WeightMap.Dispose();
+        OutputImage.Dispose();
+        XDenoised.Dispose();
+        UnetInput.Dispose();
+        ModelPred.Dispose();
+        Latents.Dispose();
+        Retrieval.Dispose();
+    }
+}
+
+/// <summary>
+/// DLoRAL's one-step restoration of the later frame of a (previous, current) window, as the reference
+/// <c>Generator_eval.forward</c> (non-tiled branch): VAE-encode both frames (distribution mean, so deterministic),
+/// cross-frame retrieval, UNet on [warped previous ‖ fused current] at timestep 1 with the prompt embeddings,
+/// <c>x = z_cur − ε̂</c> (no scheduler terms), decode <c>x / scaling_factor</c>, clamp to [−1, 1].
+/// </summary>
+/// <remarks>
+/// The steps are public separately so a video pipeline can encode each frame once and reuse its latent, and tile the
+/// latent stages. The model owns its modules (Dispose disposes them).
+/// </remarks>
+public sealed class DloralModel : IDisposable
+{
+    /// <summary>The reference's hard-coded timestep (<c>self.timesteps = tensor([1])</c>).</summary>
+    public const long ReferenceTimestep = 1;
+
+    private DloralAdapterOptions _adapters = new();
+
+    /// <param name="vae">The SD VAE (frozen).</param>
+    /// <param name="unet">The SD UNet already turned into DLoRAL's (8-channel conv_in, six adapters; see <see cref="DloralUnet"/>).</param>
+    /// <param name="cfr">The cross-frame retrieval module.</param>
+    /// <param name="adapters">Stage / detail / merge (default: the reference's stage 1, unmerged).</param>
+    public DloralModel(AutoencoderKL vae, UNet2DCondition unet, CrossFrameRetrieval cfr, DloralAdapterOptions? adapters = null)
+    {
+        Vae = vae ?? throw new ArgumentNullException(nameof(vae));
+        Unet = unet ?? throw new ArgumentNullException(nameof(unet));
+        Cfr = cfr ?? throw new ArgumentNullException(nameof(cfr));
+        var missing = DloralAdapters.AddOrder.Except(LoraModel.AdapterNames(unet)).ToList();
+        if (missing.Count > 0)
+            throw new ArgumentException($"the UNet lacks DLoRAL adapter(s) {string.Join(", ", missing)}: prepare it with DloralUnet.Prepare or load a DLoRAL checkpoint", nameof(unet));
+        var convIn = ModuleTree.Get(unet, "conv_in");
+        if (convIn is LoraLayer wrapped) convIn = wrapped.BaseLayer;
+        if (convIn is not TorchSharp.Modules.Conv2d { in_channels: DloralUnet.InChannels })
+            throw new ArgumentException($"the UNet's conv_in must take {DloralUnet.InChannels} channels ([warped previous ‖ fused current] latents)", nameof(unet));
+        Vae.eval();
+        Unet.eval();
+        Cfr.eval();
+        Configure(adapters ?? new DloralAdapterOptions());
+    }
+
+    public AutoencoderKL Vae { get; }
+
+    public UNet2DCondition Unet { get; }
+
+    public CrossFrameRetrieval Cfr { get; }
+
+    /// <summary>Timestep given to the UNet (the reference: 1).</summary>
+    public long Timestep { get; init; } = ReferenceTimestep;
+
+    /// <summary>Latent scaling factor of the VAE (0.18215 for SD).</summary>
+    public double ScalingFactor => Vae.ScalingFactor;
+
+    /// <summary>The current adapter configuration.</summary>
+    public DloralAdapterOptions Adapters => _adapters;
+
+    /// <summary>Selects stage / detail and merged or unmerged adapters.</summary>
+    public void Configure(DloralAdapterOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!double.IsFinite(options.Detail)) throw new ArgumentOutOfRangeException(nameof(options), options.Detail, "detail must be finite");
+        LoraModel.Unmerge(Unet);
+        DloralAdapters.Activate(Unet, options.EffectiveDetail);
+        if (options.MergeAdapters) LoraModel.Merge(Unet);
+        _adapters = options;
+    }
+
+    /// <summary>Frames [n,3,H,W] in [−1,1] → scaled latents [n,4,H/8,W/8] = mean·scaling_factor (deterministic).</summary>
+    public Tensor EncodeLatents(Tensor frames)
+    {
+        ArgumentNullException.ThrowIfNull(frames);
+        using var scope = NewDisposeScope();
+        using var posterior = Vae.Encode(frames.to(DTypeOf(Vae)));
+        return (posterior.Mean * ScalingFactor).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Scaled latent → image in [−1,1] (decode of latent / scaling_factor, clamped).</summary>
+    public Tensor DecodeLatents(Tensor latents)
+    {
+        ArgumentNullException.ThrowIfNull(latents);
+        using var scope = NewDisposeScope();
+        return Vae.Decode(latents.to(DTypeOf(Vae)) / ScalingFactor).clamp(-1.0, 1.0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// CFR over the window and the UNet input: frames [n,2,3,H,W], latents [n,2,4,h,w], uncertainty [n,1,1,h,w] →
+    /// [n,8,h,w] = [previous latent warped to the current frame ‖ fused current latent] (the reference's
+    /// <c>fused[:,0] = aligned[:,1]; fused.view(b,8,h,w)</c>).
+    /// </summary>
+    public (Tensor UnetInput, CrossFrameRetrievalOutput Retrieval) Fuse(Tensor frames, Tensor latents, Tensor uncertainty)
+    {
+        ArgumentNullException.ThrowIfNull(frames);
+        ArgumentNullException.ThrowIfNull(latents);
+        if (frames.dim() != 5 || frames.shape[1] != 2)
+            throw new ArgumentException($"DLoRAL works on (previous, current) windows: frames must be [n,2,3,H,W], got [{string.Join(",", frames.shape)}]", nameof(frames));
+        using var scope = NewDisposeScope();
+        var dt = DTypeOf(Cfr);
+        var r = Cfr.forward(frames.to(dt), latents.to(dt), uncertainty.to(dt));
+        var unetIn = cat([r.AlignedFeatures.select(1, 1), r.FusedFeatures.select(1, 1)], 1).to(DTypeOf(Unet));
+        var moved = new CrossFrameRetrievalOutput(r.FusedFeatures.MoveToOuterDisposeScope(), r.WeightMap.MoveToOuterDisposeScope(),
+                                                  r.AlignedFeatures.MoveToOuterDisposeScope());
+        return (unetIn.MoveToOuterDisposeScope(), moved);
+    }
+
+    /// <summary>UNet ε̂ for an 8-channel input at <see cref="Timestep"/>; prompt embeddings [1 or n,77,C].</summary>
+    public Tensor PredictNoise(Tensor unetInput, Tensor promptEmbeds)
+    {
+        ArgumentNullException.ThrowIfNull(unetInput);
+        ArgumentNullException.ThrowIfNull(promptEmbeds);
+        if (unetInput.dim() != 4 || unetInput.shape[1] != DloralUnet.InChannels)
+            throw new ArgumentException($"UNet input must be [n,{DloralUnet.InChannels},h,w], got [{string.Join(",", unetInput.shape)}]", nameof(unetInput));
+        using var scope = NewDisposeScope();
+        long n = unetInput.shape[0];
+        unetInput = unetInput.to(DTypeOf(Unet));
+        var ctx = promptEmbeds.to(unetInput.dtype, unetInput.device);
+        if (ctx.shape[0] != n) ctx = ctx.expand(n, -1, -1);
+        using var t = tensor(new[] { Timestep }, ScalarType.Int64, unetInput.device);
+        return Unet.call(unetInput, t, ctx).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One step on the UNet input: x = input[:,4:8] − ε̂ (the reference applies no scheduler terms).</summary>
+    public Tensor Denoise(Tensor unetInput, Tensor promptEmbeds)
+    {
+        using var scope = NewDisposeScope();
+        unetInput = unetInput.to(DTypeOf(Unet));
+        var pred = PredictNoise(unetInput, promptEmbeds);
+        return (unetInput.narrow(1, 4, 4) - pred).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The whole step for a window: frames [n,2,3,H,W] in [−1,1] (previous, current), uncertainty [n,1,1,H/8,W/8],
+    /// prompt embeddings [1 or n,77,C]. <paramref name="latents"/> ([n,2,4,h,w]) may be given to reuse cached encodings.
+    /// </summary>
+    public DloralStepResult Step(Tensor frames, Tensor uncertainty, Tensor promptEmbeds, Tensor? latents = null)
+    {
+        ArgumentNullException.ThrowIfNull(frames);
+        if (frames.dim() != 5 || frames.shape[1] != 2 || frames.shape[2] != 3)
+            throw new ArgumentException($"frames must be [n,2,3,H,W], got [{string.Join(",", frames.shape)}]", nameof(frames));
+        using var scope = NewDisposeScope();
+        long n = frames.shape[0], h = frames.shape[3], w = frames.shape[4];
+        int f = Vae.DownscaleFactor;
+        if (h % f != 0 || w % f != 0) throw new ArgumentException($"frame size {h}x{w} must be a multiple of {f}", nameof(frames));
+        var lat = latents ?? EncodeLatents(frames.reshape(n * 2, 3, h, w)).view(n, 2, -1, h / f, w / f);
+        var (unetIn, retrieval) = Fuse(frames, lat, uncertainty);
+        var pred = PredictNoise(unetIn, promptEmbeds);
+        var x = unetIn.narrow(1, 4, 4) - pred;
+        var image = DecodeLatents(x);
+        var weightMap = zeros_like(retrieval.WeightMap);
+        weightMap.select(1, 1).copy_(uncertainty.select(1, 0));
+        var result = new DloralStepResult(image.MoveToOuterDisposeScope(), x.MoveToOuterDisposeScope(), unetIn.MoveToOuterDisposeScope(),
+            pred.MoveToOuterDisposeScope(), lat.MoveToOuterDisposeScope(),
+            new CrossFrameRetrievalOutput(retrieval.FusedFeatures.MoveToOuterDisposeScope(), retrieval.WeightMap.MoveToOuterDisposeScope(),
+                                          retrieval.AlignedFeatures.MoveToOuterDisposeScope()),
+            weightMap.MoveToOuterDisposeScope());
+        return result;
+    }
+
+    /// <summary>The dtype a module computes in (its first parameter's), so mixed-precision parts can be chained.</summary>
+    private static ScalarType DTypeOf(nn.Module module) => module.parameters().First().dtype;
+
+    public void Dispose()
+    {
+        Unet.Dispose();
+        Vae.Dispose();
+        Cfr.Dispose();
+    }
+}
