@@ -12,6 +12,7 @@ public static class Program
         ["media-overhead"] = ("media layer alone (FrameSource -> FrameWriter) vs plain ffmpeg; peak RSS short vs long", MediaOverheadBench.Run),
         ["media-identity"] = ("child of media-overhead: copy IN to OUT frame by frame", MediaOverheadBench.Identity),
         ["baselines"] = ("bicubic/lanczos vs ffmpeg swscale and Pillow: mean/max difference in 8-bit levels", BaselinesBench.Run),
+        ["sd"] = ("sd (unet|vae-encode|vae-decode|load) [fp32|bf16]", SdForwardBench.Run),
     };
 
     public static int Main(string[] args)

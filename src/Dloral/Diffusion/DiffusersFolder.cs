@@ -135,7 +135,8 @@ public sealed class DiffusersFolder
     {
         var config = UNet2DConditionConfig.Load(ComponentFile(component, "config.json"));
         var files = WeightFiles(component, variant: variant);
-        var unet = new UNet2DCondition(config, options);
+        // Every weight is overwritten by the strict load: skip the random init.
+        var unet = new UNet2DCondition(config, (options ?? ModelOptions.Default) with { Uninitialized = true });
         try { LoadWeights(unet, files); }
         catch { unet.Dispose(); throw; }
         unet.eval();
@@ -147,7 +148,7 @@ public sealed class DiffusersFolder
     {
         var config = AutoencoderKLConfig.Load(ComponentFile(component, "config.json"));
         var files = WeightFiles(component, variant: variant);
-        var vae = new AutoencoderKL(config, options);
+        var vae = new AutoencoderKL(config, (options ?? ModelOptions.Default) with { Uninitialized = true });
         try { LoadWeights(vae, files); }
         catch { vae.Dispose(); throw; }
         vae.eval();

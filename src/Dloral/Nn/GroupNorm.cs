@@ -56,8 +56,8 @@ public sealed class GroupNorm : nn.Module<Tensor, Tensor>
         if (_record)
         {
             var (v, m) = var_mean(grouped, 2, unbiased: false, keepdim: true);
-            _mean = m.detach().MoveToOuterDisposeScope();
-            _var = v.detach().MoveToOuterDisposeScope();
+            _mean = m.detach().DetachFromDisposeScope();
+            _var = v.detach().DetachFromDisposeScope();
             _record = false;
             return nn.functional.group_norm(x, _groups, weight, bias, _eps).MoveToOuterDisposeScope();
         }

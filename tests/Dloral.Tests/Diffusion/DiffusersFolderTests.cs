@@ -257,4 +257,16 @@ public sealed class DiffusersFolderTests : IDisposable
             foreach (var t in weights.Values) t.Dispose();
         }
     }
+
+    [Fact]
+    public void Truncated_weights_file_is_a_clear_error_naming_the_file()
+    {
+        var root = CopyTinySd("vae");
+        var path = Path.Combine(root, "vae", "diffusion_pytorch_model.safetensors");
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+        var e = Assert.Throws<SafeTensorsException>(() => DiffusersFolder.Open(root).LoadVae());
+        Assert.Contains(path, e.Message);
+        Assert.Contains("outside the data section", e.Message);
+    }
 }

@@ -88,4 +88,46 @@ public class UNet2DConditionTests(ITestOutputHelper output)
             golden.Load("in.encoder_hidden_states", ScalarType.BFloat16));
         TensorAssert.Equal(result, castResult, "module.to(bfloat16) vs bf16 build");
     }
+
+    [Fact]
+    public void Eight_channel_conv_in_with_zero_second_half_reproduces_the_four_channel_unet()
+    {
+        // DLoRAL widens conv_in to 8 channels; with the extra input channels' weights zeroed the output is unchanged.
+        TorchRuntime.Initialize();
+        var config = UNet2DConditionConfig.Load(GoldenData.PathOf("tiny_unet", "unet", "config.json")) with { InChannels = 8 };
+        using var unet = new UNet2DCondition(config);
+        using var weights = GoldenData.Open("tiny_unet", "unet", "diffusion_pytorch_model.safetensors");
+        var result = StateDictLoader.Load(unet, weights, keyFilter: k => k != "conv_in.weight", strict: false);
+        Assert.Equal(["conv_in.weight"], result.Missing);
+        var convIn = unet.state_dict()["conv_in.weight"];
+        Assert.Equal([16L, 8, 3, 3], convIn.shape);
+        using (no_grad())
+        {
+            using var w4 = weights.Load("conv_in.weight");
+            convIn.zero_();
+            convIn.narrow(1, 0, 4).copy_(w4);
+        }
+        using var golden = GoldenData.Open("tiny_unet", "case_b1_t1.safetensors");
+        using var scope = NewDisposeScope();
+        using var guard = inference_mode();
+        var sample = cat([golden.Load("in.sample"), randn(1, 4, 16, 16)], 1);
+        var output8 = unet.call(sample, golden.Load("in.timestep"), golden.Load("in.encoder_hidden_states"));
+        TensorAssert.Close(golden.Load("out.sample"), output8, 1e-5, 1e-4, "8-channel conv_in");
+    }
+
+    [Fact]
+    public void Sizes_not_divisible_by_the_total_downsampling_use_explicit_upsample_sizes()
+    {
+        TorchRuntime.Initialize();
+        using var unet = LoadTinyUNet();
+        using var scope = NewDisposeScope();
+        using var guard = inference_mode();
+        var context = randn(2, 77, 32);
+        var output = unet.call(randn(2, 4, 12, 20), tensor(500L), context);
+        Assert.Equal([2L, 4, 12, 20], output.shape);
+        Assert.False(output.isnan().any().item<bool>());
+        // A scalar timestep is broadcast over the batch, like a [B] tensor of the same value.
+        var sample = randn(2, 4, 16, 16);
+        TensorAssert.Close(unet.call(sample, tensor(new long[] { 7, 7 }), context), unet.forward(sample, 7, context), 1e-6, 0, "scalar timestep");
+    }
 }
