@@ -11,6 +11,8 @@ public static class Program
         ["pipeline-overhead"] = ("identity pipeline vs plain ffmpeg on a 720p clip: time ratio and peak RSS 5 s vs 60 s", PipelineOverheadBench.Run),
         ["media-overhead"] = ("media layer alone (FrameSource -> FrameWriter) vs plain ffmpeg; peak RSS short vs long", MediaOverheadBench.Run),
         ["media-identity"] = ("child of media-overhead: copy IN to OUT frame by frame", MediaOverheadBench.Identity),
+        ["bicubic"] = ("end-to-end bicubic (decode, upscale, encode): fps, s/frame per stage, peak RSS; the reference row", BicubicEndToEndBench.Run),
+        ["micro-metrics"] = ("BenchmarkDotNet: flow warp, SSIM, PSNR, Lucas-Kanade flow, ResNet-18 feature distance at 256x256", MetricsMicroBench.Run),
         ["baselines"] = ("bicubic/lanczos vs ffmpeg swscale and Pillow: mean/max difference in 8-bit levels", BaselinesBench.Run),
         ["sd"] = ("sd (unet|vae-encode|vae-decode|load) [fp32|bf16]", SdForwardBench.Run),
     };

@@ -44,6 +44,8 @@ public static class Program
         root.Add(UpscaleCommand.Create(console));
         root.Add(InfoCommand.Create(console));
         root.Add(ModelsCommand.Create(console));
+        root.Add(EvalCommand.Create(console));
+        root.Add(CompareCommand.Create(console));
         AppendExitCodesToHelp(root);
         return root;
     }

@@ -1,0 +1,90 @@
+using System.Globalization;
+using Dloral.Media;
+using Dloral.Pipeline;
+using static TorchSharp.torch;
+
+namespace Dloral.Bench;
+
+/// <summary>
+/// <c>bicubic [--input FILE] [--size WxH] [--frames N] [--scale S] [--preset P] [--runs R] [--warmup W]</c>:
+/// the reference row of every speed comparison. Decodes a clip, upscales every frame with bicubic and encodes
+/// H.264, timing each stage in a sequential loop (decode, upscale, encode = pipe write + ffmpeg back-pressure,
+/// finish = encoder flush); a second row runs the product path <c>Upscaler.Run</c> (threaded reader/writer) for the
+/// real end-to-end frames per second.
+/// </summary>
+internal static class BicubicEndToEndBench
+{
+    public static int Run(string[] args)
+    {
+        var opts = ParseArgs(args);
+        TorchRuntime.Initialize();
+        string work = Directory.CreateTempSubdirectory("dloral-bench-").FullName;
+        try
+        {
+            string input = opts.GetValueOrDefault("--input") ?? MakeClip(work, opts.GetValueOrDefault("--size") ?? "320x180", Int(opts, "--frames", 24));
+            int scale = Int(opts, "--scale", 4);
+            string preset = opts.GetValueOrDefault("--preset") ?? "medium";
+            var runner = new BenchRunner("bicubic", $"End-to-end bicubic x{scale} (reference row)", Int(opts, "--warmup", 1), Int(opts, "--runs", 3));
+            var info = MediaProbe.Probe(input);
+            long frames = info.FrameCount;
+            runner.Settings["input"] = opts.ContainsKey("--input") ? input : $"ffmpeg testsrc2 {info.Width}x{info.Height}, {frames} frames (lossless FFV1)";
+            runner.Settings["output"] = $"{info.Width * scale}x{info.Height * scale} H.264 preset {preset}, CRF 18";
+            runner.Settings["threads"] = torch_threads();
+
+            string output = Path.Combine(work, "out.mp4");
+            runner.Measure("bicubic (stages, sequential)", frames, timer =>
+            {
+                using var source = FrameSource.Open(input);
+                var writerOptions = FrameWriterOptions.MatchSource(source) with { Overwrite = true, Preset = preset };
+                using var sink = FrameWriter.Open(output, writerOptions);
+                using var e = source.GetEnumerator();
+                while (true)
+                {
+                    Tensor? lr = timer.Time("decode", () => e.MoveNext() ? FrameTensors.ToTensor(e.Current) : null);
+                    if (lr is null) break;
+                    using (lr)
+                    {
+                        using var hr = timer.Time("upscale", () => BicubicUpscaler.Resize(lr, scale));
+                        using (timer.Stage("encode")) sink.Write(FrameTensors.ToFrame(hr, 8, e.Current.Index));
+                    }
+                }
+                using (timer.Stage("finish")) sink.Complete();
+            });
+            runner.Measure("bicubic (dloral upscale path)", frames, timer =>
+            {
+                using (timer.Stage("total"))
+                    Upscaler.Run(input, output, new UpscaleOptions { Model = "bicubic", Scale = scale, Overwrite = true, Preset = preset });
+            }, "Upscaler.Run: reader, model and writer overlap on their own threads");
+            runner.Write();
+            return 0;
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    private static string torch_threads() => TorchSharp.torch.get_num_threads().ToString(CultureInfo.InvariantCulture);
+
+    private static string MakeClip(string dir, string size, int frames)
+    {
+        string path = Path.Combine(dir, "input.mkv");
+        BenchUtil.Run("ffmpeg", ["-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", $"testsrc2=s={size}:r=25",
+            "-frames:v", frames.ToString(CultureInfo.InvariantCulture), "-c:v", "ffv1", path]);
+        return path;
+    }
+
+    internal static Dictionary<string, string> ParseArgs(string[] args)
+    {
+        var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (!args[i].StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"unexpected argument '{args[i]}'");
+            d[args[i]] = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : "true";
+        }
+        return d;
+    }
+
+    internal static int Int(Dictionary<string, string> d, string key, int fallback) =>
+        d.TryGetValue(key, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+}

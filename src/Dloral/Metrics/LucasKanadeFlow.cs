@@ -1,0 +1,132 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dloral.Metrics;
+
+/// <summary>
+/// Classical dense optical flow: coarse-to-fine (Gaussian pyramid) iterative Lucas–Kanade with a Gaussian
+/// window, warping the second image by the current estimate at every iteration, and a small Tikhonov term on
+/// the 2×2 structure tensor so textureless regions keep the coarse estimate instead of exploding. Written in
+/// TorchSharp so it runs wherever the model runs; no learned weights.
+/// </summary>
+public sealed class LucasKanadeFlow : IOpticalFlowEstimator
+{
+    /// <summary>Most pyramid levels used (the coarsest level stays at least <see cref="MinLevelSize"/> pixels).</summary>
+    public int MaxLevels { get; init; } = 6;
+
+    /// <summary>Smallest side of the coarsest pyramid level.</summary>
+    public int MinLevelSize { get; init; } = 16;
+
+    /// <summary>Gauss–Newton iterations per level.</summary>
+    public int Iterations { get; init; } = 5;
+
+    /// <summary>σ of the Gaussian integration window, in pixels of each level.</summary>
+    public double WindowSigma { get; init; } = 4.0;
+
+    /// <summary>Tikhonov term added to the structure tensor (intensity²; intensities in [0,1]).</summary>
+    public double Regularization { get; init; } = 1e-5;
+
+    /// <summary>Largest update per iteration, in pixels (keeps ill-conditioned pixels from diverging).</summary>
+    public double MaxStep { get; init; } = 1.0;
+
+    public string Name => $"pyramidal Lucas-Kanade (classical, dense, Gaussian window sigma={WindowSigma}, {Iterations} iterations/level)";
+
+    public Tensor Estimate(Tensor from, Tensor to)
+    {
+        if (!from.shape.SequenceEqual(to.shape))
+            throw new ArgumentException($"optical flow: frame shapes differ: [{string.Join(",", from.shape)}] vs [{string.Join(",", to.shape)}]");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var a = Gray(from);
+        var b = Gray(to);
+        var pa = Pyramid(a);
+        var pb = Pyramid(b);
+        Tensor? flow = null;
+        for (int level = pa.Count - 1; level >= 0; level--)
+        {
+            var la = pa[level];
+            var lb = pb[level];
+            long h = la.shape[2], w = la.shape[3];
+            if (flow is null)
+            {
+                flow = zeros(la.shape[0], 2, h, w, dtype: la.dtype, device: la.device);
+            }
+            else
+            {
+                double sx = (double)w / flow.shape[3], sy = (double)h / flow.shape[2];
+                var up = nn.functional.interpolate(flow, size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
+                flow = up * tensor(new[] { (float)sx, (float)sy }, device: la.device).view(1, 2, 1, 1);
+            }
+            for (int it = 0; it < Iterations; it++) flow = flow + Step(la, lb, flow);
+        }
+        return flow!.MoveToOuterDisposeScope();
+    }
+
+    private static Tensor Gray(Tensor rgb)
+    {
+        var t = rgb.dim() == 3 ? rgb.unsqueeze(0) : rgb;
+        if (t.dim() != 4 || (t.shape[1] != 3 && t.shape[1] != 1))
+            throw new ArgumentException($"optical flow: expected RGB [3,H,W] or [N,3,H,W], got [{string.Join(",", rgb.shape)}]");
+        t = t.to_type(ScalarType.Float32);
+        return t.shape[1] == 3 ? ColorSpace.RgbToGray(t) : t;
+    }
+
+    private List<Tensor> Pyramid(Tensor image)
+    {
+        // Pre-smoothing both images identically does not move features but makes derivatives reliable.
+        var levels = new List<Tensor> { Blur(image, 1.0) };
+        while (levels.Count < MaxLevels)
+        {
+            var last = levels[^1];
+            if (Math.Min(last.shape[2], last.shape[3]) < 2 * MinLevelSize) break;
+            levels.Add(nn.functional.avg_pool2d(Blur(last, 1.0), 2));
+        }
+        return levels;
+    }
+
+    private Tensor Step(Tensor a, Tensor b, Tensor flow)
+    {
+        using var scope = NewDisposeScope();
+        var bw = FlowWarping.Warp(b, flow);
+        var it = bw - a;
+        var avg = (a + bw) * 0.5;
+        var (ix, iy) = Gradients(avg);
+        var products = cat([ix * ix, ix * iy, iy * iy, ix * it, iy * it], dim: 1);
+        var s = Blur(products, WindowSigma);
+        var sxx = s[.., 0..1] + Regularization;
+        var sxy = s[.., 1..2];
+        var syy = s[.., 2..3] + Regularization;
+        var sxt = s[.., 3..4];
+        var syt = s[.., 4..5];
+        var det = sxx * syy - sxy * sxy;
+        var du = -(syy * sxt - sxy * syt) / det;
+        var dv = -(sxx * syt - sxy * sxt) / det;
+        var step = cat([du, dv], dim: 1).clamp(-MaxStep, MaxStep);
+        return step.MoveToOuterDisposeScope();
+    }
+
+    private static (Tensor Ix, Tensor Iy) Gradients(Tensor image)
+    {
+        var padded = nn.functional.pad(image, [1, 1, 1, 1], PaddingModes.Replicate);
+        long h = image.shape[2], w = image.shape[3];
+        var ix = (padded[.., .., 1..(int)(h + 1), 2..(int)(w + 2)] - padded[.., .., 1..(int)(h + 1), 0..(int)w]) * 0.5;
+        var iy = (padded[.., .., 2..(int)(h + 2), 1..(int)(w + 1)] - padded[.., .., 0..(int)h, 1..(int)(w + 1)]) * 0.5;
+        return (ix, iy);
+    }
+
+    /// <summary>Separable Gaussian blur per channel with replicate padding.</summary>
+    internal static Tensor Blur(Tensor x, double sigma)
+    {
+        int radius = Math.Max(1, (int)Math.Ceiling(2.5 * sigma));
+        int size = 2 * radius + 1;
+        long c = x.shape[1];
+        var g = Ssim.GaussianKernel1D(size, sigma, x.dtype, x.device);
+        var wy = g.view(1, 1, size, 1).expand(c, 1, size, 1).contiguous();
+        var wx = g.view(1, 1, 1, size).expand(c, 1, 1, size).contiguous();
+        // Replicate padding needs the pad to be smaller than the image; tiny levels fall back to a clamp.
+        radius = (int)Math.Min(radius, Math.Min(x.shape[2], x.shape[3]) - 1);
+        if (radius < (size - 1) / 2) return x;
+        var p = nn.functional.pad(x, [radius, radius, radius, radius], PaddingModes.Replicate);
+        return nn.functional.conv2d(nn.functional.conv2d(p, wy, groups: c), wx, groups: c);
+    }
+}
