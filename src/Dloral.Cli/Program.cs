@@ -46,6 +46,7 @@ public static class Program
         root.Add(ModelsCommand.Create(console));
         root.Add(EvalCommand.Create(console));
         root.Add(CompareCommand.Create(console));
+        root.Add(ConvertCommand.Create(console));
         AppendExitCodesToHelp(root);
         return root;
     }
