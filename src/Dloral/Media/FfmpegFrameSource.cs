@@ -40,11 +40,11 @@ internal sealed class FfmpegFrameSource : FrameSourceBase
     {
         var args = new List<string> { "-hide_banner", "-nostdin", "-v", "error" };
         if (StartOffset > TimeSpan.Zero) args.AddRange(["-ss", Seconds(StartOffset.TotalSeconds)]);
-        args.AddRange(["-i", Info.Path]);
+        args.AddRange(["-i", FfmpegTools.FileUrl(Info.Path)]);
         args.AddRange(["-map", "0:" + Info.VideoStreamIndex.ToString(CultureInfo.InvariantCulture), "-an", "-sn", "-dn"]);
         // Passthrough: exactly the decoded frames (no duplicates at the start when video begins after audio).
-        if (_toConstantRate) args.AddRange(["-fps_mode", "cfr", "-r", FrameRate.ToFractionString()]);
-        else args.AddRange(["-fps_mode", "passthrough"]);
+        if (_toConstantRate) args.AddRange([FfmpegTools.FpsModeOption, "cfr", "-r", FrameRate.ToFractionString()]);
+        else args.AddRange([FfmpegTools.FpsModeOption, "passthrough"]);
         long? limit = Info.Kind == MediaKind.Video ? Options.MaxFrames : 1;
         if (limit is long n) args.AddRange(["-frames:v", n.ToString(CultureInfo.InvariantCulture)]);
         args.AddRange(["-f", "rawvideo", "-pix_fmt", PixelFormatFor(Depth), "pipe:1"]);
@@ -62,6 +62,7 @@ internal sealed class FfmpegFrameSource : FrameSourceBase
         try
         {
             var stdout = process.StandardOutput.BaseStream;
+            FfmpegTools.EnlargePipe(stdout);
             long frameBytes = VideoFrame.ByteCount(Width, Height, Depth);
             double frameDuration = FrameRate.Inverse().ToDouble();
             long index = 0;

@@ -28,6 +28,10 @@ public sealed class FrameWriter : IFrameSink
         _temp = temp;
         _options = options;
         _cancelRegistration = options.CancellationToken.Register(() => { if (_process is { } p) FfmpegTools.KillQuietly(p); });
+        if (kind != OutputKind.Video && options.SourceInfo is { Kind: MediaKind.Video } src
+            && ((options.CopyAudio && src.HasAudio) || (options.CopySubtitles && src.HasSubtitles)))
+            Warn($"{Path.GetFileName(outputPath.TrimEnd(Path.DirectorySeparatorChar))}: " +
+                 $"{(kind == OutputKind.Image ? "an image" : "a folder of PNG frames")} holds no audio or subtitles: the input's are not kept");
     }
 
     /// <summary>
@@ -186,18 +190,19 @@ public sealed class FrameWriter : IFrameSink
                 break;
             case OutputKind.ImageFolder:
                 args.AddRange(["-map", "0:v:0", "-pix_fmt", _depth == 16 ? "rgb48be" : "rgb24",
-                    "-start_number", "1", "-f", "image2", Path.Combine(_temp, "frame_%06d.png")]);
+                    "-start_number", "1", "-f", "image2", FfmpegTools.FileUrl(Path.Combine(_temp.Replace("%", "%%", StringComparison.Ordinal), "frame_%06d.png"))]);
                 break;
             case OutputKind.Image:
                 bool jpeg = !Path.GetExtension(_dest).Equals(".png", StringComparison.OrdinalIgnoreCase);
                 args.AddRange(["-map", "0:v:0", "-frames:v", "1", "-update", "1"]);
                 if (jpeg) args.AddRange(["-c:v", "mjpeg", "-q:v", "2", "-pix_fmt", "yuvj444p"]);
                 else args.AddRange(["-c:v", "png", "-pix_fmt", _depth == 16 ? "rgb48be" : "rgb24"]);
-                args.AddRange(["-f", "image2", _temp]);
+                args.AddRange(["-f", "image2", FfmpegTools.FileUrl(_temp)]);
                 break;
         }
         (_process, _stderr) = FfmpegTools.Start(FfmpegTools.Ffmpeg, args, redirectStdin: true, redirectStdout: false);
         _stdin = _process.StandardInput.BaseStream;
+        FfmpegTools.EnlargePipe(_stdin);
     }
 
     private void AddVideoArguments(List<string> args)
@@ -209,7 +214,7 @@ public sealed class FrameWriter : IFrameSink
         {
             if (_options.SourceStart > TimeSpan.Zero) args.AddRange(["-ss", Seconds(_options.SourceStart.TotalSeconds)]);
             if (_options.SourceDuration is TimeSpan d) args.AddRange(["-t", Seconds(d.TotalSeconds)]);
-            args.AddRange(["-i", source!.Path]);
+            args.AddRange(["-i", FfmpegTools.FileUrl(source!.Path)]);
         }
         args.AddRange(["-map", "0:v:0"]);
         foreach (var c in copies) args.AddRange(["-map", "1:" + c.StreamIndex.ToString(CultureInfo.InvariantCulture)]);
@@ -234,11 +239,12 @@ public sealed class FrameWriter : IFrameSink
                     if (ext is ".mp4" or ".mov") args.AddRange(["-tag:v", "hvc1"]);
                 }
                 // RGB → YUV with BT.709 and tagged as such, so players and our reader convert back with the same matrix.
-                args.AddRange(["-vf", "scale=out_color_matrix=bt709:out_range=tv",
+                args.AddRange(["-vf", "scale=out_color_matrix=bt709:out_range=tv" + SetSar(),
                     "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]);
                 break;
             case VideoCodec.Ffv1:
                 args.AddRange(["-c:v", "ffv1", "-level", "3", "-g", "1", "-pix_fmt", _depth == 16 ? "gbrp16le" : "gbrp"]);
+                if (_options.SampleAspectRatio is not null) args.AddRange(["-vf", SetSar()[1..]]);
                 break;
         }
         for (int k = 0; k < copies.Count; k++)
@@ -253,8 +259,12 @@ public sealed class FrameWriter : IFrameSink
         if (copies.Count > 0 && _options.SourceStart > TimeSpan.Zero) args.AddRange(["-ss", "0"]);
         string format = ext switch { ".mp4" => "mp4", ".mov" => "mov", _ => "matroska" };
         if (format is "mp4" or "mov") args.AddRange(["-movflags", "+faststart"]);
-        args.AddRange(["-f", format, _temp]);
+        args.AddRange(["-f", format, FfmpegTools.FileUrl(_temp)]);
     }
+
+    /// <summary>",setsar=8/9" for anamorphic sources (upscaling keeps the pixel shape), else empty.</summary>
+    private string SetSar() =>
+        _options.SampleAspectRatio is Rational sar ? ",setsar=" + sar.ToFractionString() : "";
 
     private void MoveIntoPlace()
     {

@@ -43,6 +43,9 @@ public sealed record FrameWriterOptions
     /// <summary>Length of source taken (frames / rate) when the reader stopped early (MaxFrames); null = to the end.</summary>
     public TimeSpan? SourceDuration { get; init; }
 
+    /// <summary>Pixel aspect ratio to tag the video with (anamorphic sources keep their display shape); null = square.</summary>
+    public Rational? SampleAspectRatio { get; init; }
+
     /// <summary>Delay of the first frame against the source's audio (video starting after audio); kept so audio stays in sync.</summary>
     public TimeSpan VideoOffset { get; init; }
 
@@ -72,6 +75,7 @@ public sealed record FrameWriterOptions
         return new FrameWriterOptions
         {
             VideoOffset = TimeSpan.FromSeconds(offset),
+            SampleAspectRatio = isVideo ? info.SampleAspectRatio : null,
             FrameRate = source.FrameRate,
             SourcePath = source.Info.Path,
             SourceInfo = source.Info,

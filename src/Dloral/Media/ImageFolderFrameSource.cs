@@ -27,21 +27,40 @@ internal sealed class ImageFolderFrameSource : FrameSourceBase
         var ct = Options.CancellationToken;
         long frameBytes = VideoFrame.ByteCount(Width, Height, Depth);
         double frameDuration = FrameRate.Inverse().ToDouble();
-        for (long index = 0; index < ExpectedFrames; index++)
+        // One image decoded ahead: each image costs an ffmpeg start-up, which then overlaps the consumer's work.
+        Task<byte[]>? next = ExpectedFrames > 0 ? DecodeAsync(0, frameBytes, ct) : null;
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            ObjectDisposedException.ThrowIf(Disposed, this);
-            string file = Info.Files[(int)(index + _skip)];
-            var data = DecodeOne(file, frameBytes, ct);
-            FramesRead = index + 1;
-            yield return new VideoFrame(Width, Height, Depth, data, index, index * frameDuration);
+            for (long index = 0; index < ExpectedFrames; index++)
+            {
+                ct.ThrowIfCancellationRequested();
+                ObjectDisposedException.ThrowIf(Disposed, this);
+                byte[] data = Await(next!);
+                next = index + 1 < ExpectedFrames ? DecodeAsync(index + 1, frameBytes, ct) : null;
+                FramesRead = index + 1;
+                yield return new VideoFrame(Width, Height, Depth, data, index, index * frameDuration);
+            }
+        }
+        finally
+        {
+            // Abandoned early: let the prefetch finish (or fail) quietly; its process is short-lived.
+            if (next is not null) _ = next.ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
         }
     }
+
+    private Task<byte[]> DecodeAsync(long index, long frameBytes, CancellationToken ct)
+    {
+        string file = Info.Files[(int)(index + _skip)];
+        return Task.Run(() => DecodeOne(file, frameBytes, ct), CancellationToken.None);
+    }
+
+    /// <summary>Waits for a prefetched image, rethrowing its own exception (not an AggregateException).</summary>
+    private static byte[] Await(Task<byte[]> task) => task.GetAwaiter().GetResult();
 
     private byte[] DecodeOne(string file, long frameBytes, CancellationToken ct)
     {
         var (process, stderr) = FfmpegTools.Start(FfmpegTools.Ffmpeg,
-            ["-hide_banner", "-nostdin", "-v", "error", "-i", file, "-map", "0:v:0", "-frames:v", "1",
+            ["-hide_banner", "-nostdin", "-v", "error", "-i", FfmpegTools.FileUrl(file), "-map", "0:v:0", "-frames:v", "1",
              "-f", "rawvideo", "-pix_fmt", PixelFormatFor(Depth), "pipe:1"],
             redirectStdin: false, redirectStdout: true);
         using (process)

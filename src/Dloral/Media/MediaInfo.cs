@@ -55,6 +55,9 @@ public sealed record MediaInfo
     public bool HasAlpha { get; init; }
     public bool IsGray { get; init; }
 
+    /// <summary>Pixel (sample) aspect ratio when not square, e.g. 8/9 for NTSC DVD; null for square pixels. Already inverted for 90°/270° rotation.</summary>
+    public Rational? SampleAspectRatio { get; init; }
+
     /// <summary>Display rotation in degrees clockwise (0, 90, 180, 270), from the display matrix or the "rotate" tag.</summary>
     public int Rotation { get; init; }
 

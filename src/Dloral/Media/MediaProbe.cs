@@ -61,7 +61,7 @@ public static class MediaProbe
         var (code, stdout, stderr) = FfmpegTools.Run(FfmpegTools.Ffprobe,
             // Packet timestamps of the first 2000 packets come in the same call: they reveal variable frame rate.
             ["-v", "error", "-of", "json", "-show_format", "-show_streams", "-show_entries", "packet=stream_index,pts_time",
-             "-read_intervals", "%+#2000", "--", path], ct);
+             "-read_intervals", "%+#2000", FfmpegTools.FileUrl(path)], ct);
         if (code != 0)
         {
             string cause = FfmpegTools.Cause(stderr, path);
@@ -95,6 +95,9 @@ public static class MediaProbe
             int depth = desc.BitDepth;
             if (Int(video, "bits_per_raw_sample") is int raw && raw > depth && raw <= 16) depth = raw;
 
+            var sar = Rational.TryParse(Str(video, "sample_aspect_ratio"));
+            if (sar is Rational square && square.Numerator == square.Denominator) sar = null;
+            if (sar is Rational sr && swap) sar = sr.Inverse();
             var rFrameRate = Rational.TryParse(Str(video, "r_frame_rate"));
             var avgFrameRate = Rational.TryParse(Str(video, "avg_frame_rate"));
             var rate = isImage ? imageFrameRate ?? DefaultImageFrameRate : rFrameRate ?? avgFrameRate ?? new Rational(25, 1);
@@ -156,6 +159,7 @@ public static class MediaProbe
                 HasAlpha = desc.HasAlpha,
                 IsGray = desc.IsGray,
                 Rotation = rotation,
+                SampleAspectRatio = isImage ? null : sar,
                 IsVariableFrameRate = vfr,
                 VideoCodec = Str(video, "codec_name"),
                 FormatName = formatName,
@@ -197,7 +201,7 @@ public static class MediaProbe
         // Demux-only packet count: cheap (no decoding), exact for progressive video.
         var (code, stdout, _) = FfmpegTools.Run(FfmpegTools.Ffprobe,
             ["-v", "error", "-count_packets", "-select_streams", index.ToString(CultureInfo.InvariantCulture),
-             "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", "--", path], ct);
+             "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", FfmpegTools.FileUrl(path)], ct);
         if (code == 0 && long.TryParse(stdout.Trim().Split('\n')[0].Trim().TrimEnd(','), NumberStyles.Integer, CultureInfo.InvariantCulture, out long counted))
             return (counted, true);
         return ((long)Math.Round(duration * rate.ToDouble()), false);

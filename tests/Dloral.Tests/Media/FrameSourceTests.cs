@@ -45,6 +45,36 @@ public sealed class FrameSourceTests : IDisposable
     }
 
     [Fact]
+    public void Start_past_the_end_is_a_clear_error()
+    {
+        string path = _media.Video("clip.mp4", rate: "10", frames: 5);
+
+        using var source = FrameSource.Open(path, new FrameSourceOptions { Start = TimeSpan.FromSeconds(30) });
+        Assert.Equal(0, source.ExpectedFrames);
+        var ex = Assert.Throws<MediaException>(() => source.ToList());
+
+        Assert.Equal(path, ex.FilePath);
+        Assert.Contains("no video frames after the start time", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Animated_gif_is_a_video_of_rgb_frames()
+    {
+        string path = _media.PathOf("anim.gif");
+        TestMedia.Ffmpeg("-f", "lavfi", "-i", "testsrc2=s=32x24:r=10", "-frames:v", "4", path);
+
+        using var source = FrameSource.Open(path);
+        var frames = source.ToList();
+
+        Assert.Equal(MediaKind.Video, source.Info.Kind);
+        Assert.Equal(4, frames.Count);
+        Assert.All(frames, f => Assert.Equal(32 * 24 * 3, f.Data.Length));
+        // ffmpeg decodes GIF to bgra (GIF may have a transparent colour): it is flattened to RGB with the alpha warning.
+        Assert.Equal("bgra", source.Info.PixelFormat);
+        Assert.Contains(source.Warnings, w => w.Contains("alpha", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Rotation_is_applied_to_frames()
     {
         string plain = _media.Video("plain.mp4", width: 64, height: 48, frames: 2);

@@ -66,6 +66,57 @@ public sealed class FrameWriterTests : IDisposable
     }
 
     [Fact]
+    public void Anamorphic_pixel_aspect_ratio_is_kept()
+    {
+        string input = _media.PathOf("dvd.mp4");
+        TestMedia.Ffmpeg("-f", "lavfi", "-i", "testsrc2=s=72x48:r=25", "-vf", "setsar=8/9", "-frames:v", "3",
+            "-c:v", "libx264", "-preset", "ultrafast", input);
+        string output = _media.PathOf("out.mkv");
+
+        Copy(input, output);
+
+        Assert.Equal(new Rational(8, 9), MediaProbe.Probe(input).SampleAspectRatio);
+        Assert.Equal(new Rational(8, 9), MediaProbe.Probe(output).SampleAspectRatio);
+        Assert.Null(MediaProbe.Probe(_media.Video("square.mp4", frames: 1)).SampleAspectRatio);
+    }
+
+    [Fact]
+    public void Awkward_file_names_are_not_read_as_protocols_or_patterns()
+    {
+        Directory.CreateDirectory(_media.PathOf("100%"));
+        string input = _media.Video(Path.Combine("100%", "-in:put %d.mp4"), frames: 3, audio: true);
+        string video = _media.PathOf(Path.Combine("100%", "pipe:1 %03d.mp4"));
+        string folder = _media.PathOf(Path.Combine("100%", "frames %d"));
+
+        Copy(input, video);
+        Copy(input, folder);
+
+        Assert.Equal(3, MediaProbe.Probe(video).FrameCount);
+        Assert.Equal(1, TestMedia.CountStreams(video, "audio"));
+        Assert.Equal(3, Directory.GetFiles(folder, "frame_*.png").Length);
+        Assert.Equal(3, MediaProbe.Probe(folder).FrameCount);
+    }
+
+    [Fact]
+    public void Video_starting_after_audio_keeps_its_delay()
+    {
+        string plain = _media.Video("plain.mp4", rate: "25", frames: 10);
+        string input = _media.PathOf("late.mkv");
+        TestMedia.Ffmpeg("-itsoffset", "0.2", "-i", plain, "-f", "lavfi", "-t", "0.6", "-i", "sine=f=440:r=48000",
+            "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "libopus", input);
+        string output = _media.PathOf("out.mkv");
+
+        Copy(input, output);
+
+        static double Start(string path, string type) =>
+            double.Parse(TestMedia.FirstStream(path, type).GetProperty("start_time").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        double inDelay = Start(input, "video") - Start(input, "audio");
+        double outDelay = Start(output, "video") - Start(output, "audio");
+        Assert.InRange(inDelay, 0.15, 0.25);
+        Assert.InRange(outDelay, inDelay - 0.02, inDelay + 0.02);
+    }
+
+    [Fact]
     public void Subtitles_are_copied_and_converted_for_the_container()
     {
         string input = _media.Video("in.mp4", frames: 10, audio: true, subtitles: true);
@@ -155,17 +206,19 @@ public sealed class FrameWriterTests : IDisposable
     [Fact]
     public void Folder_output_gets_numbered_lossless_png_frames()
     {
-        string input = _media.Video("in.mp4", frames: 3);
+        string input = _media.Video("in.mp4", frames: 3, audio: true);
         string folder = _media.PathOf("frames");
 
-        Copy(input, folder);
+        var (_, warnings) = Copy(input, folder);
 
+        Assert.Contains(warnings, w => w.Contains("no audio", StringComparison.Ordinal));
         Assert.Equal(["frame_000001.png", "frame_000002.png", "frame_000003.png"],
             Directory.GetFiles(folder).Select(Path.GetFileName).Order());
         using var a = FrameSource.Open(input);
         using var b = FrameSource.Open(folder);
         Assert.Equal(a.Select(f => f.Data), b.Select(f => f.Data));
         Assert.DoesNotContain(Directory.GetFileSystemEntries(_media.Dir), e => Path.GetFileName(e).StartsWith('.'));
+        Assert.Equal(1, TestMedia.CountStreams(input, "audio"));
     }
 
     [Fact]
