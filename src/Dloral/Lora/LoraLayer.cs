@@ -78,6 +78,7 @@ public abstract class LoraLayer : nn.Module<Tensor, Tensor>
         if (config.Rank <= 0) throw new ArgumentOutOfRangeException(nameof(config), config.Rank, "LoRA rank must be positive");
         var w = BaseWeight;
         var (a, b) = CreateAdapterModules(config.Rank, w.device, w.dtype);
+        if (w.device_type != DeviceType.META) // meta: names and shapes only, nothing to initialise
         using (no_grad())
         {
             var aw = a.parameters().First();

@@ -48,6 +48,7 @@ public sealed class DloralModel : IDisposable
     public const long ReferenceTimestep = 1;
 
     private DloralAdapterOptions _adapters = new();
+    private bool _configured;
 
     /// <param name="vae">The SD VAE (frozen).</param>
     /// <param name="unet">The SD UNet already turned into DLoRAL's (8-channel conv_in, six adapters; see <see cref="DloralUnet"/>).</param>
@@ -86,15 +87,20 @@ public sealed class DloralModel : IDisposable
     /// <summary>The current adapter configuration.</summary>
     public DloralAdapterOptions Adapters => _adapters;
 
-    /// <summary>Selects stage / detail and merged or unmerged adapters.</summary>
+    /// <summary>
+    /// Selects stage / detail and merged or unmerged adapters. A no-op when nothing changes: with bfloat16 weights every
+    /// unmerge/merge cycle rounds the base weights again, so they are only re-merged when the configuration changes.
+    /// </summary>
     public void Configure(DloralAdapterOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (!double.IsFinite(options.Detail)) throw new ArgumentOutOfRangeException(nameof(options), options.Detail, "detail must be finite");
+        if (_configured && options == _adapters) return;
         LoraModel.Unmerge(Unet);
         DloralAdapters.Activate(Unet, options.EffectiveDetail);
         if (options.MergeAdapters) LoraModel.Merge(Unet);
         _adapters = options;
+        _configured = true;
     }
 
     /// <summary>Frames [n,3,H,W] in [−1,1] → scaled latents [n,4,H/8,W/8] = mean·scaling_factor (deterministic).</summary>
@@ -157,6 +163,28 @@ public sealed class DloralModel : IDisposable
         unetInput = unetInput.to(DTypeOf(Unet));
         var pred = PredictNoise(unetInput, promptEmbeds);
         return (unetInput.narrow(1, 4, 4) - pred).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// CFR + UNet for a window at any size: frames [n,2,3,H,W], scaled latents [n,2,4,h,w], uncertainty [n,1,1,h,w] →
+    /// x_denoised [n,4,h,w]. With a <paramref name="tiler"/> and a latent larger than tile², CFR and UNet run per
+    /// latent tile (pixels, latents and uncertainty cropped alike) and the fused current latent and ε̂ are blended with
+    /// the Gaussian tile weights before x = z − ε̂, as the reference's tiled branch does; otherwise it is the plain step.
+    /// </summary>
+    public Tensor DenoiseWindow(Tensor frames, Tensor latents, Tensor uncertainty, Tensor promptEmbeds, LatentTiler? tiler = null)
+    {
+        ArgumentNullException.ThrowIfNull(latents);
+        using var scope = NewDisposeScope();
+        int h = (int)latents.shape[^2], w = (int)latents.shape[^1], f = Vae.DownscaleFactor;
+        Tensor Tile(LatentTile t)
+        {
+            var (unetIn, r) = Fuse(t.Slice(frames, f), t.Slice(latents), t.Slice(uncertainty));
+            r.Dispose();
+            var pred = PredictNoise(unetIn, promptEmbeds);
+            return cat([unetIn.narrow(1, 4, 4).to(pred.dtype), pred], 1); // blended together: same weights for both
+        }
+        var blended = tiler is null ? Tile(new LatentTile(0, 0, h, w)) : tiler.Run(h, w, Tile);
+        return (blended.narrow(1, 0, 4) - blended.narrow(1, 4, 4)).MoveToOuterDisposeScope();
     }
 
     /// <summary>

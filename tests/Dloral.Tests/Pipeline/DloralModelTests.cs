@@ -127,6 +127,32 @@ public class DloralModelTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Tiled_window_blends_per_tile_CFR_and_UNet_results()
+    {
+        using var model = LoadGoldenModel();
+        using var g = GoldenData.Open("dloral_step", "case_dloral_step.safetensors");
+        using var scope = NewDisposeScope();
+        using var guard = inference_mode();
+        // A 512x576 window (latent 64x72): with 64-wide tiles overlapping by 32 the plan is two tiles, at x = 0 and x = 8.
+        var frames0 = GoldenFrames();
+        var frames = cat([frames0, frames0[.., .., .., .., ..64]], -1);
+        var unc0 = g.Load("in.uncertainty_map");
+        var uncertainty = cat([unc0, unc0[.., .., .., .., ..8]], -1);
+        var prompt = g.Load("in.prompt_embeds");
+        var latents = model.EncodeLatents(frames.view(2, 3, 512, 576)).view(1, 2, 4, 64, 72);
+        var tiler = new LatentTiler(tileSize: 64, overlap: 32);
+        Assert.Equal(2, tiler.Plan(64, 72).Count);
+
+        var x = model.DenoiseWindow(frames, latents, uncertainty, prompt, tiler);
+        Assert.Equal(new long[] { 1, 4, 64, 72 }, x.shape);
+        // Columns 0..7 are covered by the first tile only: they equal that tile run alone.
+        var first = model.DenoiseWindow(frames[.., .., .., .., ..512], latents[.., .., .., .., ..64], uncertainty[.., .., .., .., ..64], prompt);
+        Check(first[.., .., .., ..8], x[.., .., .., ..8], 1e-5, 1e-4, "tiled: columns seen by tile 0 only");
+        // The blend (LatentTiler's own tests cover its weights) changed the overlap columns: both tiles contributed.
+        Assert.True(TensorAssert.MaxAbsDiff(first[.., .., .., 32..64], x[.., .., .., 32..64]) > 1e-4, "overlap ignores tile 1");
+    }
+
+    [Fact]
     public void Rejects_windows_that_are_not_previous_current_pairs()
     {
         using var model = LoadGoldenModel();
