@@ -17,6 +17,9 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
 
     public AutoencoderKLConfig Config { get; }
 
+    /// <summary>Whether conv weights and activations are kept channels-last.</summary>
+    public bool ChannelsLast { get; }
+
     /// <summary>Latent scale from the config (0.18215 for SD).</summary>
     public double ScalingFactor => Config.ScalingFactor;
 
@@ -32,6 +35,8 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
         quant_conv = o.Conv2d(2 * config.LatentChannels, 2 * config.LatentChannels, 1);
         post_quant_conv = o.Conv2d(config.LatentChannels, config.LatentChannels, 1);
         RegisterComponents();
+        ChannelsLast = o.ChannelsLast;
+        if (ChannelsLast) MemoryFormat.ParametersToChannelsLast(this);
     }
 
     public static AutoencoderKL FromConfigFile(string configPath, ModelOptions? options = null) =>
@@ -41,7 +46,9 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     public Tensor EncodeMoments(Tensor image)
     {
         using var scope = NewDisposeScope();
-        return quant_conv.call(encoder.call(image)).MoveToOuterDisposeScope();
+        if (ChannelsLast) image = MemoryFormat.ToChannelsLast(image);
+        var moments = quant_conv.call(encoder.call(image));
+        return (ChannelsLast ? moments.contiguous() : moments).MoveToOuterDisposeScope();
     }
 
     /// <summary>Image in [−1, 1], [B, 3, H, W] → latent distribution.</summary>
@@ -55,7 +62,9 @@ public sealed class AutoencoderKL : nn.Module<Tensor, Tensor>
     public Tensor Decode(Tensor latent)
     {
         using var scope = NewDisposeScope();
-        return decoder.call(post_quant_conv.call(latent)).MoveToOuterDisposeScope();
+        if (ChannelsLast) latent = MemoryFormat.ToChannelsLast(latent);
+        var image = decoder.call(post_quant_conv.call(latent));
+        return (ChannelsLast ? image.contiguous() : image).MoveToOuterDisposeScope();
     }
 
     /// <summary>Reconstruction through the distribution mean (reference <c>forward</c> with sample_posterior=false).</summary>

@@ -101,6 +101,8 @@ public static class StateDictLoader
         Action<string, Tensor> copyInto, bool strict)
     {
         var targets = module.state_dict();
+        if (targets.Values.Any(t => t.device_type == TorchSharp.DeviceType.META))
+            throw new InvalidOperationException($"cannot load {source} into a model built on the meta device (it has no storage); build it on a real device");
         var missing = targets.Keys.Where(k => !availableShapes.ContainsKey(k)).ToList();
         var unexpected = availableShapes.Keys.Where(k => !targets.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
         var shapes = new List<(string, long[], long[])>();

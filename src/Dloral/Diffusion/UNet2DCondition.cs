@@ -30,6 +30,9 @@ public sealed class UNet2DCondition : nn.Module<Tensor, Tensor, Tensor, Tensor>
 
     public UNet2DConditionConfig Config { get; }
 
+    /// <summary>Whether conv weights and activations are kept channels-last (see <see cref="ModelOptions.ChannelsLast"/>).</summary>
+    public bool ChannelsLast { get; }
+
     public UNet2DCondition(UNet2DConditionConfig config, ModelOptions? options = null) : base(nameof(UNet2DCondition))
     {
         var o = options ?? ModelOptions.Default;
@@ -85,6 +88,8 @@ public sealed class UNet2DCondition : nn.Module<Tensor, Tensor, Tensor, Tensor>
         _convAct = Activations.Get(config.ActFn);
         conv_out = o.Conv2d(ch[0], config.OutChannels, config.ConvOutKernel, 1, (config.ConvOutKernel - 1) / 2);
         RegisterComponents();
+        ChannelsLast = o.ChannelsLast;
+        if (ChannelsLast) MemoryFormat.ParametersToChannelsLast(this);
     }
 
     /// <summary>Builds from a diffusers unet/config.json.</summary>
@@ -101,6 +106,7 @@ public sealed class UNet2DCondition : nn.Module<Tensor, Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
         long batch = sample.shape[0];
         if (Config.CenterInputSample) sample = 2 * sample - 1.0;
+        if (ChannelsLast) sample = MemoryFormat.ToChannelsLast(sample);
 
         var timesteps = timestep.dim() == 0 ? timestep.unsqueeze(0) : timestep;
         timesteps = timesteps.to(sample.device).expand(batch);
@@ -127,6 +133,7 @@ public sealed class UNet2DCondition : nn.Module<Tensor, Tensor, Tensor, Tensor>
         }
 
         sample = conv_out.call(_convAct(conv_norm_out.call(sample)));
+        if (ChannelsLast) sample = sample.contiguous();
         return sample.MoveToOuterDisposeScope();
     }
 

@@ -49,7 +49,7 @@ public sealed class Attention : nn.Module<Tensor, Tensor?, Tensor>
         if (spatial)
         {
             (c, h, w) = (hidden.shape[1], hidden.shape[2], hidden.shape[3]);
-            hidden = hidden.view(b, c, h * w).transpose(1, 2);
+            hidden = hidden.reshape(b, c, h * w).transpose(1, 2);
         }
         if (group_norm is not null) hidden = group_norm.call(hidden.transpose(1, 2)).transpose(1, 2);
         var context = encoderHiddenStates ?? hidden;

@@ -21,6 +21,12 @@ public sealed record ModelOptions(Device? Device = null, ScalarType DType = Scal
     /// </summary>
     public bool Uninitialized { get; init; }
 
+    /// <summary>
+    /// Keep conv weights and feature maps channels-last (NHWC strides) — faster CPU convolutions. Results equal the
+    /// NCHW ones up to float rounding; inputs and outputs keep their logical NCHW shape.
+    /// </summary>
+    public bool ChannelsLast { get; init; }
+
     private static readonly Device MetaDevice = TorchSharp.torch.device("meta");
 
     internal nn.Module<Tensor, Tensor> Linear(long inFeatures, long outFeatures, bool bias = true)

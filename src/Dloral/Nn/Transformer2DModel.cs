@@ -14,12 +14,14 @@ public sealed class Transformer2DModel : nn.Module<Tensor, Tensor?, Tensor>
     private ModuleList<BasicTransformerBlock> transformer_blocks;
     private nn.Module<Tensor, Tensor> proj_out;
     private readonly bool _useLinearProjection;
+    private readonly bool _channelsLast;
 
     public Transformer2DModel(long heads, long headDim, long inChannels, int numLayers, long? crossAttentionDim,
         int normNumGroups, bool useLinearProjection, ModelOptions o) : base(nameof(Transformer2DModel))
     {
         long inner = heads * headDim;
         _useLinearProjection = useLinearProjection;
+        _channelsLast = o.ChannelsLast;
         norm = o.GroupNorm(normNumGroups, inChannels, 1e-6);
         proj_in = useLinearProjection ? o.Linear(inChannels, inner) : o.Conv2d(inChannels, inner, 1);
         transformer_blocks = new ModuleList<BasicTransformerBlock>(
@@ -40,7 +42,9 @@ public sealed class Transformer2DModel : nn.Module<Tensor, Tensor?, Tensor>
         if (_useLinearProjection) x = proj_in.call(x);
         foreach (var block in transformer_blocks) x = block.call(x, encoderHiddenStates);
         if (_useLinearProjection) x = proj_out.call(x);
-        x = x.reshape(b, h, w, x.shape[2]).permute(0, 3, 1, 2).contiguous();
+        x = x.reshape(b, h, w, x.shape[2]).permute(0, 3, 1, 2);
+        // The permuted view is channels-last already; the NCHW model makes it contiguous like the reference.
+        if (!_channelsLast) x = x.contiguous();
         if (!_useLinearProjection) x = proj_out.call(x);
         return (x + residual).MoveToOuterDisposeScope();
     }

@@ -36,11 +36,14 @@ public sealed record TiledVaeOptions
 
     public TileNormalization Normalization { get; init; } = TileNormalization.DownscaledWhole;
 
-    /// <summary>Longest side (pixels) of the downscaled image whose GroupNorm statistics the encoder tiles share.</summary>
-    public int EncoderStatsMaxSide { get; init; } = 1024;
+    /// <summary>
+    /// Longest side (pixels) of the downscaled image whose GroupNorm statistics the encoder tiles share. Default: one
+    /// padded tile, so the statistics pass needs no more memory than a tile.
+    /// </summary>
+    public int EncoderStatsMaxSide { get; init; } = 576;
 
-    /// <summary>Longest side (latent pixels) of the downscaled latent whose statistics the decoder tiles share.</summary>
-    public int DecoderStatsMaxSide { get; init; } = 128;
+    /// <summary>Longest side (latent pixels) of the downscaled latent whose statistics the decoder tiles share (default: one padded tile).</summary>
+    public int DecoderStatsMaxSide { get; init; } = 86;
 }
 
 /// <summary>

@@ -54,4 +54,16 @@ public class AutoencoderKLTests
         Assert.Equal(20.0, clamped.LogVar.item<float>(), 5);
         TensorAssert.Equal(posterior.Mean, posterior.Mode(), "mode is the mean");
     }
+
+    [Fact]
+    public void Channels_last_layout_gives_the_same_result()
+    {
+        TorchRuntime.Initialize();
+        using var vae = LoadTinyVae(new Dloral.Nn.ModelOptions { ChannelsLast = true });
+        using var golden = GoldenData.Open("tiny_vae", "case_b2_48x64.safetensors");
+        using var scope = NewDisposeScope();
+        using var guard = inference_mode();
+        TensorAssert.Close(golden.Load("out.moments"), vae.EncodeMoments(golden.Load("in.image")), 1e-5, 1e-4, "channels-last moments");
+        TensorAssert.Close(golden.Load("out.decoded"), vae.Decode(golden.Load("in.latent")), 1e-5, 1e-4, "channels-last decoded");
+    }
 }

@@ -130,4 +130,18 @@ public class UNet2DConditionTests(ITestOutputHelper output)
         var sample = randn(2, 4, 16, 16);
         TensorAssert.Close(unet.call(sample, tensor(new long[] { 7, 7 }), context), unet.forward(sample, 7, context), 1e-6, 0, "scalar timestep");
     }
+
+    [Fact]
+    public void Channels_last_layout_gives_the_same_result()
+    {
+        TorchRuntime.Initialize();
+        using var unet = LoadTinyUNet(new ModelOptions { ChannelsLast = true });
+        Assert.True(Dloral.Nn.MemoryFormat.IsChannelsLast(unet.state_dict()["conv_in.weight"]));
+        using var golden = GoldenData.Open("tiny_unet", "case_b2_16x24.safetensors");
+        using var scope = NewDisposeScope();
+        using var guard = inference_mode();
+        var result = unet.call(golden.Load("in.sample"), golden.Load("in.timestep"), golden.Load("in.encoder_hidden_states"));
+        Assert.True(result.is_contiguous());
+        TensorAssert.Close(golden.Load("out.sample"), result, 1e-5, 1e-4, "channels-last tiny_unet");
+    }
 }
