@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Dloral.Metrics;
 using static TorchSharp.torch;
 
@@ -10,13 +11,17 @@ namespace Dloral.Bench;
 /// <summary>
 /// <c>micro-metrics [BenchmarkDotNet args]</c>: BenchmarkDotNet microbenchmarks of the metric hot spots on one
 /// 256×256 frame pair (flow warp, SSIM, Lucas–Kanade flow, ResNet-18 feature distance). Short-run job so it fits
-/// a 2-core machine; results land in BenchmarkDotNet.Artifacts/ and are summarised on the console.
+/// a 2-core machine; results land in bench/results/BenchmarkDotNet/ and are summarised on the console.
+/// In-process toolchain: a generated child project would miss the libtorch native fix-up of our build.
 /// </summary>
 internal static class MetricsMicroBench
 {
     public static int Run(string[] args)
     {
-        var config = DefaultConfig.Instance.AddJob(Job.ShortRun).WithOptions(ConfigOptions.DisableOptimizationsValidator);
+        var config = ManualConfig.Create(DefaultConfig.Instance)
+            .AddJob(Job.ShortRun.WithToolchain(InProcessEmitToolchain.Instance))
+            .WithArtifactsPath(Path.Combine(BenchUtil.ResultsDir, "BenchmarkDotNet"))
+            .WithOptions(ConfigOptions.DisableOptimizationsValidator);
         var summaries = BenchmarkSwitcher.FromTypes([typeof(MetricsMicroBenchmarks)]).Run(args.Length == 0 ? ["--filter", "*"] : args, config);
         return summaries.Any(s => s.HasCriticalValidationErrors) ? 1 : 0;
     }

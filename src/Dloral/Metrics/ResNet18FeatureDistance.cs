@@ -33,14 +33,17 @@ public sealed class ResNet18FeatureDistance : IDisposable
         return new ResNet18FeatureDistance(ResNet18OnnxImporter.Load(path, device), device);
     }
 
-    /// <summary>Distance between two RGB images [3,H,W] (or batches) in [0,1] of the same size (at least 32×32).</summary>
+    /// <summary>
+    /// Distance between two RGB images [3,H,W] (or batches) in [0,1] of the same size (at least 32×32; sides that
+    /// are not multiples of 32 are centre-cropped to one).
+    /// </summary>
     public double Distance(Tensor a, Tensor b)
     {
         ImageLayout.CheckSameShape(a, b, Key);
         using var scope = NewDisposeScope();
         using var mode = inference_mode();
-        var x = (a.dim() == 3 ? a.unsqueeze(0) : a).to(ScalarType.Float32, _device);
-        var y = (b.dim() == 3 ? b.unsqueeze(0) : b).to(ScalarType.Float32, _device);
+        var x = CenterCrop32((a.dim() == 3 ? a.unsqueeze(0) : a).to(ScalarType.Float32, _device));
+        var y = CenterCrop32((b.dim() == 3 ? b.unsqueeze(0) : b).to(ScalarType.Float32, _device));
         var fa = _net.Stages(ResNet18.Preprocess(x));
         var fb = _net.Stages(ResNet18.Preprocess(y));
         double total = 0;
@@ -51,6 +54,20 @@ public sealed class ResNet18FeatureDistance : IDisposable
             total += (na - nb).square().sum(1).mean().item<float>();
         }
         return total / fa.Length;
+    }
+
+    /// <summary>
+    /// The export's begin-heavy padding makes the main and downsample branches disagree by one pixel on odd
+    /// intermediate sizes (e.g. 1080 rows), so frames are centre-cropped to multiples of 32 (at most 31 pixels).
+    /// </summary>
+    private static Tensor CenterCrop32(Tensor x)
+    {
+        long h = x.shape[2], w = x.shape[3];
+        if (h < 32 || w < 32) throw new ArgumentException($"{Key} needs frames of at least 32x32, got {w}x{h}");
+        long h32 = h / 32 * 32, w32 = w / 32 * 32;
+        if (h32 == h && w32 == w) return x;
+        long top = (h - h32) / 2, left = (w - w32) / 2;
+        return x.narrow(2, top, h32).narrow(3, left, w32);
     }
 
     public void Dispose() => _net.Dispose();

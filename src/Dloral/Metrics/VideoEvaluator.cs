@@ -45,15 +45,14 @@ public static class VideoEvaluator
             for (long t = 0; options.MaxFrames is null || t < options.MaxFrames; t++)
             {
                 options.CancellationToken.ThrowIfCancellationRequested();
+                // Everything made during this frame (decoded frames, conversions, metrics) dies with this scope,
+                // except what is detached below for the next frame: memory stays flat however long the clip.
+                using var frameScope = NewDisposeScope();
                 var frames = new Tensor?[inputs.Count];
                 for (int i = 0; i < inputs.Count; i++)
                     frames[i] = enumerators[i].MoveNext() ? enumerators[i].Current : null;
                 if (frames.All(f => f is null)) break;
-                if (frames.Any(f => f is null))
-                {
-                    foreach (var f in frames) f?.Dispose();
-                    throw CountMismatch(inputs, enumerators, frames, t);
-                }
+                if (frames.Any(f => f is null)) throw CountMismatch(inputs, enumerators, frames, t);
 
                 var gt = gtSlot >= 0 ? frames[gtSlot]!.to(ScalarType.Float32, device) : null;
                 var rowFrames = new List<Tensor>();
@@ -105,6 +104,7 @@ public static class VideoEvaluator
                 }
 
                 var crops = MakeCrops(report, t, region, rowFrames, gt);
+                foreach (var (_, tile) in crops.Tiles) tile.DetachFromDisposeScope();
                 if (cropFrames.Contains(t)) report.Crops.Add(crops);
                 else
                 {
@@ -114,10 +114,8 @@ public static class VideoEvaluator
                 }
 
                 for (int i = 0; i < previous.Length; i++) previous[i]?.Dispose();
-                for (int r = 0; r < rowFrames.Count; r++) previous[r] = rowFrames[r];
-                previous[^1] = gt;
-                foreach (var f in frames)
-                    if (f is not null && !rowFrames.Contains(f) && !ReferenceEquals(f, gt)) f.Dispose();
+                for (int r = 0; r < rowFrames.Count; r++) previous[r] = rowFrames[r].DetachFromDisposeScope();
+                previous[^1] = gt?.DetachFromDisposeScope();
                 report.FrameCount = t + 1;
                 options.OnFrame?.Invoke(t + 1);
             }

@@ -109,6 +109,21 @@ public class EvalReportTests
     }
 
     [Fact]
+    public void Evaluation_leaves_no_live_tensors_behind()
+    {
+        var gt = Pan(4);
+        var lr = gt.Select(f => nn.functional.avg_pool2d(f.unsqueeze(0), 2).squeeze(0)).ToArray();
+        var result = gt.Select(f => (f * 0.9f).contiguous()).ToArray();
+        var options = new EvalOptions { FeatureDistance = false, CropSize = 16 };
+        // Warm up lazily created state, then compare live counts around a full evaluation.
+        VideoEvaluator.Evaluate([Input("r.mp4", () => result)], Input("gt.mp4", () => gt), Input("lr.mp4", () => lr), options).Dispose();
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        VideoEvaluator.Evaluate([Input("r.mp4", () => result)], Input("gt.mp4", () => gt), Input("lr.mp4", () => lr), options).Dispose();
+        long after = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        Assert.True(after <= before, $"live tensors: {before} before, {after} after");
+    }
+
+    [Fact]
     public void Frame_count_mismatch_names_the_files_and_counts()
     {
         var gt = Pan(5);

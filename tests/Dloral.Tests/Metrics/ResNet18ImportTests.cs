@@ -53,6 +53,10 @@ public class ResNet18ImportTests(Xunit.Abstractions.ITestOutputHelper output)
         output.WriteLine($"resnet18_feature_distance: noise 0.02 -> {light:G4}, noise 0.1 -> {heavy:G4}");
         Assert.True(light > 0 && heavy > light, $"light {light}, heavy {heavy}");
         Assert.Equal(light, metric.Distance(img, (img + noise * 0.02).clamp(0, 1)), 5); // symmetric
+        // Sizes whose stages become odd (1080 rows → 135 → 67 vs 68 in the export's padding) still work.
+        var odd = TestImages.Texture(108, 100);
+        Assert.True(metric.Distance(odd, (odd + 0.05f).clamp(0, 1)) > 0);
+        Assert.Throws<ArgumentException>(() => metric.Distance(zeros(3, 20, 40), zeros(3, 20, 40)));
     }
 
     [Fact]
