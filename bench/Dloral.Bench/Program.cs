@@ -14,6 +14,7 @@ public static class Program
         ["bicubic"] = ("end-to-end bicubic (decode, upscale, encode): fps, s/frame per stage, peak RSS; the reference row", BicubicEndToEndBench.Run),
         ["micro-metrics"] = ("BenchmarkDotNet: flow warp, SSIM, PSNR, Lucas-Kanade flow, ResNet-18 feature distance at 256x256", MetricsMicroBench.Run),
         ["baselines"] = ("bicubic/lanczos vs ffmpeg swscale and Pillow: mean/max difference in 8-bit levels", BaselinesBench.Run),
+        ["dloral-frame"] = ("DLoRAL pipeline, full-size SD 2.1 (random weights): s/frame by stage, peak RSS. [fp32|bf16] [--size 512x512] [--frames N] [--merge] [--no-cache]", DloralFrameBench.Run),
         ["sd"] = ("sd (unet|vae-encode|vae-decode|load) [fp32|bf16]", SdForwardBench.Run),
     };
 
