@@ -72,7 +72,13 @@ public sealed class DloralUpscaler : IUpscaler
         _promptEmbeds = promptEmbeds.DetachFromDisposeScope();
         _options = options;
         _tiler = new LatentTiler(options.TileSize, options.TileOverlap);
-        _vae = new TiledVae(model.Vae, options.Vae);
+        var vaeOptions = options.Vae;
+        // Workaround: TiledVae's shared-statistics pass downscales with antialiased bilinear interpolation, which libtorch
+        // does not implement for bfloat16 (crashes on frames that need VAE tiles). Until that runs in float32, bf16 VAEs
+        // normalise per tile.
+        if (model.Vae.parameters().First().dtype == ScalarType.BFloat16 && vaeOptions.Normalization == TileNormalization.DownscaledWhole)
+            vaeOptions = vaeOptions with { Normalization = TileNormalization.PerTile };
+        _vae = new TiledVae(model.Vae, vaeOptions);
         if (model.Adapters != options.Adapters) model.Configure(options.Adapters);
         // Below the reference's 512-px process size the CFR's own assertion must be lifted (an explicit opt-in).
         model.Cfr.EnforceReferenceMinimumSize = options.MinimumProcessSide >= 512;
