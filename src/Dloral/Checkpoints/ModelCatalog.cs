@@ -73,7 +73,7 @@ public sealed class ModelCatalog
             {
                 new("bicubic", ModelOrigin.BuiltIn, "Bicubic interpolation (PyTorch kernel, a = -0.75); the default until learned models land", null, [1, 2, 3, 4], true),
                 new("lanczos", ModelOrigin.BuiltIn, "Lanczos-3 interpolation (separable, Pillow's tap weights)", null, [1, 2, 3, 4], true),
-                new("identity", ModelOrigin.BuiltIn, "Copies frames unchanged (--scale 1 only); measures the pipeline's own cost", null, [1], true),
+                new("identity", ModelOrigin.BuiltIn, "Passes frames through unchanged (--scale 1 only); measures the pipeline's own cost", null, [1], true),
             };
             foreach (var dir in _shippedDirs) list.AddRange(FilesIn(dir, ModelOrigin.Shipped));
             if (_userDir is not null) list.AddRange(FilesIn(_userDir, ModelOrigin.User));
@@ -84,13 +84,16 @@ public sealed class ModelCatalog
     private static IEnumerable<ModelEntry> FilesIn(string dir, ModelOrigin origin)
     {
         if (!Directory.Exists(dir)) yield break;
-        foreach (var file in Directory.EnumerateFiles(dir).Where(f => ModelExtensions.Contains(System.IO.Path.GetExtension(f), StringComparer.OrdinalIgnoreCase)).Order(StringComparer.Ordinal))
+        foreach (var file in Directory.EnumerateFiles(dir).Where(IsModelFile).Order(StringComparer.Ordinal))
         {
             bool loadable = LoaderFor(file) is not null;
             yield return new ModelEntry(System.IO.Path.GetFileNameWithoutExtension(file), origin,
                 loadable ? "model file" : "model file (no loader for this format yet)", file, [4], loadable);
         }
     }
+
+    private static bool IsModelFile(string path) =>
+        ModelExtensions.Contains(System.IO.Path.GetExtension(path), StringComparer.OrdinalIgnoreCase) || LoaderFor(path) is not null;
 
     /// <summary>Finds a model by name (case-insensitive) or by file path. Throws <see cref="UpscaleOptionsException"/> naming what was asked for.</summary>
     public ModelEntry Resolve(string nameOrPath)

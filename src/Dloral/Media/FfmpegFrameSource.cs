@@ -17,7 +17,7 @@ internal sealed class FfmpegFrameSource : FrameSourceBase
         bool isVideo = info.Kind == MediaKind.Video;
         StartOffset = isVideo ? options.Start ?? TimeSpan.Zero : TimeSpan.Zero;
         _toConstantRate = isVideo && info.IsVariableFrameRate;
-        FrameRate = _toConstantRate ? info.AverageFrameRate ?? info.FrameRate : info.FrameRate;
+        FrameRate = _toConstantRate ? ConstantRateFor(info) : info.FrameRate;
         if (_toConstantRate)
             Warn($"{Path.GetFileName(info.Path)}: variable frame rate (nominal {info.FrameRate}, average {FrameRate} fps): " +
                  $"converted to constant {FrameRate} fps (frames are repeated or dropped on the constant grid, so audio stays in sync)");
@@ -30,6 +30,18 @@ internal sealed class FfmpegFrameSource : FrameSourceBase
             expected = Math.Max(0, info.FrameCount - (long)Math.Round(StartOffset.TotalSeconds * FrameRate.ToDouble()));
         if (options.MaxFrames is long max) expected = Math.Min(expected, max);
         ExpectedFrames = expected;
+    }
+
+    /// <summary>
+    /// The constant rate a VFR input is converted to: ffprobe's avg_frame_rate, else frames / duration (to 1/1000 fps).
+    /// Never the nominal r_frame_rate, which for VFR is often a timebase-like value (1000/1) and would duplicate frames wildly.
+    /// </summary>
+    private static Rational ConstantRateFor(MediaInfo info)
+    {
+        if (info.AverageFrameRate is Rational avg && avg.ToDouble() is > 0 and < 1000) return avg;
+        if (info.DurationSeconds > 0 && info.FrameCount > 0)
+            return new Rational(Math.Max(1, (long)Math.Round(info.FrameCount / info.DurationSeconds * 1000)), 1000);
+        return info.FrameRate;
     }
 
     public override Rational FrameRate { get; }

@@ -50,6 +50,19 @@ public sealed class MediaProbeTests : IDisposable
     }
 
     [Fact]
+    public void Millisecond_rounded_matroska_timestamps_are_not_variable_frame_rate()
+    {
+        // 29.97 fps in Matroska's 1 ms timebase: frame gaps alternate 33 and 34 ms, which is still CFR.
+        var ntsc = MediaProbe.Probe(_media.Video("ntsc.mkv", rate: "30000/1001", frames: 40));
+        var vfr = MediaProbe.Probe(_media.VariableFrameRateVideo("vfr.mkv"));
+
+        Assert.False(ntsc.IsVariableFrameRate);
+        Assert.Equal(new Rational(30000, 1001), ntsc.FrameRate);
+        Assert.Equal(40, ntsc.FrameCount);
+        Assert.True(vfr.IsVariableFrameRate);
+    }
+
+    [Fact]
     public void Probe_reports_ten_bit_depth()
     {
         string path = _media.Video("ten.mkv", codec: "libx265", pixelFormat: "yuv420p10le", frames: 3);
