@@ -40,10 +40,23 @@ public sealed record ModelOptions(Device? Device = null, ScalarType DType = Scal
 
     internal nn.Module<Tensor, Tensor> Conv2d(long inChannels, long outChannels, long kernel, long stride = 1, long padding = 0, bool bias = true)
     {
-        if (!Uninitialized) return nn.Conv2d(inChannels, outChannels, kernel, stride, padding, bias: bias, device: Device, dtype: DType);
+        if (!Uninitialized && !ChannelsLast) return nn.Conv2d(inChannels, outChannels, kernel, stride, padding, bias: bias, device: Device, dtype: DType);
+        // Allocate the weight directly in its final layout (a later re-layout would leave the old copy to the allocator).
         var layer = nn.Conv2d(inChannels, outChannels, kernel, stride, padding, bias: bias, device: MetaDevice, dtype: DType);
-        layer.weight = new TorchSharp.Modules.Parameter(empty([outChannels, inChannels, kernel, kernel], DType, Device));
-        if (bias) layer.bias = new TorchSharp.Modules.Parameter(empty([outChannels], DType, Device));
+        var weight = ChannelsLast
+            ? empty([outChannels, kernel, kernel, inChannels], DType, Device).permute(0, 3, 1, 2)
+            : empty([outChannels, inChannels, kernel, kernel], DType, Device);
+        var biasTensor = bias ? empty([outChannels], DType, Device) : null;
+        if (!Uninitialized)
+        {
+            using var guard = no_grad();
+            // torch.nn.Conv2d's default init: kaiming_uniform(a=√5) weight, U(±1/√fan_in) bias.
+            nn.init.kaiming_uniform_(weight, Math.Sqrt(5), nn.init.FanInOut.FanIn, nn.init.NonlinearityType.LeakyReLU);
+            double bound = 1 / Math.Sqrt(inChannels * kernel * kernel);
+            biasTensor?.uniform_(-bound, bound);
+        }
+        layer.weight = new TorchSharp.Modules.Parameter(weight);
+        if (biasTensor is not null) layer.bias = new TorchSharp.Modules.Parameter(biasTensor);
         return layer;
     }
 

@@ -53,6 +53,10 @@ public sealed class DiffusersFolderTests : IDisposable
         using var output = RunTinyCase(unet);
         using var expected = GoldenOut();
         TensorAssert.Close(expected, output, 1e-5, 1e-4, "tiny_sd unet");
+        using var unetCl = folder.LoadUNet(new ModelOptions { ChannelsLast = true });
+        Assert.True(MemoryFormat.IsChannelsLast(unetCl.state_dict()["down_blocks.0.resnets.0.conv1.weight"]));
+        using var outputCl = RunTinyCase(unetCl);
+        TensorAssert.Close(expected, outputCl, 1e-5, 1e-4, "tiny_sd unet, channels-last load");
 
         using var vae = folder.LoadVae();
         using var golden = GoldenData.Open("tiny_vae", "case_b1_32.safetensors");

@@ -137,6 +137,13 @@ public class UNet2DConditionTests(ITestOutputHelper output)
         TorchRuntime.Initialize();
         using var unet = LoadTinyUNet(new ModelOptions { ChannelsLast = true });
         Assert.True(Dloral.Nn.MemoryFormat.IsChannelsLast(unet.state_dict()["conv_in.weight"]));
+        using (var fresh = new UNet2DCondition(unet.Config, new ModelOptions { ChannelsLast = true }))
+        {
+            // Random init happens in the channels-last layout: kaiming_uniform(a=√5) ⇒ |w| ≤ 1/√fan_in, as torch does.
+            var w = fresh.state_dict()["down_blocks.0.resnets.0.conv1.weight"];
+            double bound = 1 / Math.Sqrt(16 * 9);
+            Assert.True(w.abs().max().item<float>() <= bound + 1e-6 && w.std().item<float>() > bound / 3);
+        }
         using var golden = GoldenData.Open("tiny_unet", "case_b2_16x24.safetensors");
         using var scope = NewDisposeScope();
         using var guard = inference_mode();

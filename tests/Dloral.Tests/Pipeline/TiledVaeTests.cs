@@ -2,6 +2,7 @@ using Dloral.Diffusion;
 using Dloral.Pipeline;
 using Dloral.Tests.Diffusion;
 using Dloral.Tests.Support;
+using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
@@ -85,7 +86,7 @@ public class TiledVaeTests(ITestOutputHelper output)
         var decoded = vae.Decode(latent);
 
         // Receptive field radius: encoder ≈ 4 px at 1× + 7 convs at 2× ≈ 18 px; decoder ≈ 10 latent px.
-        var exact = new TiledVae(vae, new TiledVaeOptions { EncoderTile = 32, EncoderPad = 24, DecoderTile = 16, DecoderPad = 12, EncoderStatsMaxSide = 128, DecoderStatsMaxSide = 64 });
+        var exact = new TiledVae(vae, new TiledVaeOptions { Normalization = TileNormalization.DownscaledWhole, EncoderTile = 32, EncoderPad = 24, DecoderTile = 16, DecoderPad = 12, EncoderStatsMaxSide = 128, DecoderStatsMaxSide = 64 });
         var tMoments = exact.EncodeMoments(image);
         var tDecoded = exact.Decode(latent);
         output.WriteLine($"global stats: moments max|diff| {TensorAssert.MaxAbsDiff(moments, tMoments):G3}, decoded {TensorAssert.MaxAbsDiff(decoded, tDecoded):G3}");
@@ -98,6 +99,20 @@ public class TiledVaeTests(ITestOutputHelper output)
         double perTileDiff = TensorAssert.MaxAbsDiff(decoded, perTile.Decode(latent));
         output.WriteLine($"per-tile stats: decoded max|diff| {perTileDiff:G3}");
         Assert.True(perTileDiff > 1e-3, "per-tile GroupNorm statistics should differ measurably (else the test proves nothing)");
+
+        double Rel(Tensor t) => ((t.to_type(ScalarType.Float32) - decoded).norm() / decoded.norm()).item<float>();
+        // Statistics from a 2× downscaled latent are far off on this random model (why PerTile is the default).
+        output.WriteLine($"fp32 tiled, statistics from a 2x downscaled latent: relative L2 {Rel(new TiledVae(vae, exact.Options with { DecoderStatsMaxSide = 8 }).Decode(latent)):G3}");
+        output.WriteLine($"fp32 tiled, per-tile statistics: relative L2 {Rel(perTile.Decode(latent)):G3}");
+
+        // bfloat16 runs through the tiler (fixed-statistics GroupNorm included) and stays as close as untiled bf16 is.
+        vae.to(ScalarType.BFloat16);
+        double untiledRel = Rel(vae.Decode(latent.to_type(ScalarType.BFloat16)));
+        var bDecoded = exact.Decode(latent.to_type(ScalarType.BFloat16));
+        Assert.Equal(ScalarType.BFloat16, bDecoded.dtype);
+        double rel = Rel(bDecoded);
+        output.WriteLine($"bf16: untiled relative L2 vs fp32 {untiledRel:G3}, tiled {rel:G3}");
+        Assert.True(rel < 2 * untiledRel + 0.01, $"bf16 tiled decode relative error {rel} vs untiled bf16 {untiledRel}");
     }
 
     /// <summary>
@@ -116,7 +131,7 @@ public class TiledVaeTests(ITestOutputHelper output)
         var image = SmoothImage(192, 256);
         var mean = vae.EncodeMoments(image).chunk(2, 1)[0];
         var decoded = vae.Decode(mean);
-        var options = new TiledVaeOptions { EncoderTile = 96, EncoderPad = 32, DecoderTile = 8, DecoderPad = 6, EncoderStatsMaxSide = 256, DecoderStatsMaxSide = 32 };
+        var options = new TiledVaeOptions { Normalization = TileNormalization.DownscaledWhole, EncoderTile = 96, EncoderPad = 32, DecoderTile = 8, DecoderPad = 6, EncoderStatsMaxSide = 256, DecoderStatsMaxSide = 32 };
         var results = new Dictionary<TileNormalization, (double Enc, double Dec, double DecMean, double Seams)>();
         foreach (var mode in new[] { TileNormalization.PerTile, TileNormalization.DownscaledWhole })
         {
@@ -133,6 +148,8 @@ public class TiledVaeTests(ITestOutputHelper output)
         }
         var g = results[TileNormalization.DownscaledWhole];
         Assert.True(g.Seams < 1.5, $"seam ratio {g.Seams}: core borders jump more than other pixels");
+        var p = results[TileNormalization.PerTile];
+        Assert.True(p.Seams < 1.5 && p.DecMean < 0.1, $"per-tile (default): seam ratio {p.Seams}, mean decode error {p.DecMean}");
         Assert.True(g.DecMean < 0.1, $"mean decode error {g.DecMean}");
         Assert.True(g.DecMean <= results[TileNormalization.PerTile].DecMean, "global statistics should not be worse than per-tile ones");
     }
