@@ -77,7 +77,8 @@ public static class EvalCommand
                 MaxFrames = parse.GetValue(frames),
                 Device = dev,
                 CancellationToken = token,
-                OnFrame = isQuiet ? null : n => console.Error.Write($"\revaluated {n} frame(s)"),
+                // A live counter only on a terminal; logs get the final summary line instead.
+                OnFrame = isQuiet || !console.ErrorIsTerminal ? null : n => console.Error.Write($"\revaluated {n} frame(s)"),
             };
             EvalReport report;
             try
@@ -91,7 +92,7 @@ public static class EvalCommand
             }
             using (report)
             {
-                if (!isQuiet) console.Error.WriteLine();
+                if (!isQuiet && console.ErrorIsTerminal) console.Error.WriteLine();
                 ReportWriter.Write(report, outDir);
                 if (!isQuiet)
                 {

@@ -53,8 +53,13 @@ public sealed class ResNet18 : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         // ONNX pads [3,3,2,2] (begin h,w / end h,w); F.pad order is (left, right, top, bottom).
-        var stem = nn.functional.relu(bn1.forward(conv1.forward(nn.functional.pad(input, [3, 2, 3, 2]))));
-        var pooled = nn.functional.max_pool2d(nn.functional.pad(stem, [1, 0, 1, 0], value: double.NegativeInfinity), 3, 2);
+        Tensor stem, pooled;
+        using (var stemScope = NewDisposeScope())
+        {
+            // Full-resolution temporaries (conv, batch norm, padding) die here instead of at the end.
+            stem = nn.functional.relu(bn1.forward(conv1.forward(nn.functional.pad(input, [3, 2, 3, 2])))).MoveToOuterDisposeScope();
+            pooled = nn.functional.max_pool2d(nn.functional.pad(stem, [1, 0, 1, 0], value: double.NegativeInfinity), 3, 2).MoveToOuterDisposeScope();
+        }
         var s1 = layer1.forward(pooled);
         var s2 = layer2.forward(s1);
         var s3 = layer3.forward(s2);

@@ -49,6 +49,8 @@ public sealed class ResNet18FeatureDistance : IDisposable
         double total = 0;
         for (int i = 0; i < fa.Length; i++)
         {
+            // Per-stage scope: the stem's full-resolution temporaries are freed before the next stage.
+            using var stageScope = NewDisposeScope();
             var na = fa[i] / (fa[i].square().sum(1, keepdim: true).sqrt() + 1e-10);
             var nb = fb[i] / (fb[i].square().sum(1, keepdim: true).sqrt() + 1e-10);
             total += (na - nb).square().sum(1).mean().item<float>();

@@ -25,7 +25,15 @@ public static class Ssim
         b = ImageLayout.CropBorder(b, cropBorder);
         if (a.shape[^1] < 11 || a.shape[^2] < 11)
             throw new ArgumentException($"SSIM needs at least 11x11 pixels after the border crop, got {a.shape[^1]}x{a.shape[^2]}");
-        return SsimMap(a, b).mean().item<double>();
+        // One channel at a time: the float64 intermediates of a 4K frame would otherwise take gigabytes.
+        double sum = 0;
+        long channels = a.shape[1];
+        for (long c = 0; c < channels; c++)
+        {
+            using var map = SsimMap(a.narrow(1, c, 1), b.narrow(1, c, 1));
+            sum += map.mean().item<double>();
+        }
+        return sum / channels;
     }
 
     /// <summary>Per-pixel SSIM map of [N,C,H,W] float64 inputs, "valid" size [N,C,H-10,W-10].</summary>

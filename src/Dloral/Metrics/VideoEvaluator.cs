@@ -36,6 +36,7 @@ public static class VideoEvaluator
         EvalReport? report = null;
         var previous = new Tensor?[inputs.Count + 1]; // row frames + gt (slot index = rowIndex, last = gt)
         long? expected = inputs.Select(i => i.ExpectedFrames).FirstOrDefault(e => e is not null);
+        if (expected is not null && options.MaxFrames is long max) expected = Math.Min(expected.Value, max);
         var cropFrames = new HashSet<long> { 0 };
         if (expected is > 2) cropFrames.Add(expected.Value / 2);
         CropSet? lastCrops = null;
@@ -120,7 +121,9 @@ public static class VideoEvaluator
                 options.OnFrame?.Invoke(t + 1);
             }
             if (report is null) throw new EvalInputException($"no frames to evaluate in {string.Join(", ", inputs.Select(i => i.Path))}");
-            if (lastCrops is not null) report.Crops.Add(lastCrops);
+            // The last frame's crops, unless the last frame was already one of the chosen ones.
+            if (lastCrops is not null && report.Crops.All(c => c.FrameIndex < lastCrops.FrameIndex)) report.Crops.Add(lastCrops);
+            else if (lastCrops is not null) DisposeCrops(lastCrops);
             lastCrops = null;
             report.Seconds = watch.Elapsed.TotalSeconds;
             return report;
