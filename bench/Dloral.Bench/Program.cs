@@ -17,6 +17,7 @@ public static class Program
         ["train-step"] = ("training step of configs/tiny.json: s/step per stage, peak RSS; args [crop=64] [steps=20] [threads]", TrainStepBench.Run),
         ["compact-model"] = ("compact DLoRAL forward 320x180 -> 1280x720, candidates x fp32/bf16", CompactModelBench.Run),
         ["baselines"] = ("bicubic/lanczos vs ffmpeg swscale and Pillow: mean/max difference in 8-bit levels", BaselinesBench.Run),
+        ["dloral-frame"] = ("DLoRAL pipeline, full-size SD 2.1 (random weights): s/frame by stage, peak RSS. [fp32|bf16] [--size 512x512] [--frames N] [--merge] [--no-cache]", DloralFrameBench.Run),
     };
 
     public static int Main(string[] args)

@@ -71,6 +71,7 @@ public static class Program
         root.Add(EvalCommand.Create(console));
         root.Add(CompareCommand.Create(console));
         root.Add(TrainCommand.Create(console));
+        root.Add(ConvertCommand.Create(console));
         AppendExitCodesToHelp(root);
         return root;
     }

@@ -11,6 +11,12 @@ public sealed record UpscaleOptions
     /// <summary>A model name from <see cref="Checkpoints.ModelCatalog"/> ("bicubic", "lanczos") or a model file path. Default "bicubic".</summary>
     public string Model { get; init; } = "bicubic";
 
+    /// <summary>
+    /// DLoRAL settings (checkpoint, prompt, stage, tiles, colour fix, dtype), used when <see cref="Model"/> is a DLoRAL
+    /// model; <see cref="Scale"/> and <see cref="Device"/> here take precedence over the ones inside.
+    /// </summary>
+    public Pipeline.DloralVideoOptions Dloral { get; init; } = new();
+
     /// <summary>Video codec for video outputs. Default H.264.</summary>
     public VideoCodec Codec { get; init; } = VideoCodec.H264;
 

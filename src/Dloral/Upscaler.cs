@@ -51,7 +51,8 @@ public static class Upscaler
         if (options.Start is { } s && s < TimeSpan.Zero) throw new UpscaleOptionsException($"start must not be negative, got {s}", "start");
         if (options.Crf is { } crf && (crf < 0 || crf > 51)) throw new UpscaleOptionsException($"crf must be between 0 and 51, got {crf}", "crf");
 
-        using var upscaler = ModelCatalog.Default.Create(options.Model, options.Scale, device);
+        using var upscaler = DloralModelSource.TryCreate(options.Model, options.Dloral with { Scale = options.Scale, Device = device })
+            ?? ModelCatalog.Default.Create(options.Model, options.Scale, device);
         // Cheap checks first, input before output, so the message names the real problem.
         if (!File.Exists(input) && !Directory.Exists(input)) throw new MediaException(input, "no such file or folder");
         OutputFile.Validate(output, input, options.Overwrite);

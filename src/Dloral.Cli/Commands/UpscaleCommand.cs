@@ -42,6 +42,7 @@ public static class UpscaleCommand
         {
             input, output, scale, model, codec, crf, preset, start, frames, fps, overwrite, quiet, progress, threads, device,
         };
+        var dloral = DloralCliOptions.AddTo(command);
         command.SetAction((parse, ct) => CommandErrors.RunAsync(console, ct, async token =>
         {
             bool isQuiet = parse.GetValue(quiet);
@@ -61,6 +62,7 @@ public static class UpscaleCommand
                 Threads = parse.GetValue(threads),
                 Device = parse.GetValue(device)!,
                 OnWarning = isQuiet ? null : w => console.Error.WriteLine("warning: " + w),
+                Dloral = dloral.Read(parse, line => console.Error.WriteLine(line)),
             };
             string inPath = parse.GetValue(input)!, outPath = parse.GetValue(output)!;
             var mode = parse.GetValue(progress) switch

@@ -1,0 +1,58 @@
+using System.CommandLine;
+using System.Globalization;
+using Dloral.Pipeline;
+using TorchSharp;
+
+namespace Dloral.Cli.Commands;
+
+/// <summary>
+/// The DLoRAL options of <c>dloral upscale</c> (used when --model is a DLoRAL model: a diffusers folder with
+/// --checkpoint, or a file from <c>dloral convert</c>). Kept in one place so the upscale command only adds and reads them.
+/// </summary>
+public sealed class DloralCliOptions
+{
+    private readonly Option<string?> _checkpoint = new("--checkpoint") { Description = "DLoRAL: the official model.pkl, when --model is a Stable Diffusion 2.1 diffusers folder." };
+    private readonly Option<string> _prompt = new("--prompt") { Description = "DLoRAL: text prompt, encoded once per video (default empty).", DefaultValueFactory = _ => "" };
+    private readonly Option<int> _stage = new("--stage") { Description = "DLoRAL: 0 = consistency (C-LoRA) adapters only, 1 = C-LoRA + D-LoRA (default).", DefaultValueFactory = _ => 1 };
+    private readonly Option<double> _detail = new("--detail") { Description = "DLoRAL: D-LoRA weight: 0 = consistency only, 1 = the reference (default), >1 = stronger detail.", DefaultValueFactory = _ => 1.0 };
+    private readonly Option<bool> _merge = new("--merge-adapters") { Description = "DLoRAL: fold the active adapters into the UNet weights (faster, same result within float tolerance)." };
+    private readonly Option<string> _colorFix = new("--color-fix") { Description = "DLoRAL: colour correction against the bicubic frame: adain (default), wavelet, none.", DefaultValueFactory = _ => "adain" };
+    private readonly Option<int> _tile = new("--tile") { Description = "DLoRAL: latent tile side in latent pixels (default 96 = 768 px).", DefaultValueFactory = _ => LatentTiler.DefaultTileSize };
+    private readonly Option<int> _tileOverlap = new("--tile-overlap") { Description = "DLoRAL: latent tile overlap (default 32).", DefaultValueFactory = _ => LatentTiler.DefaultOverlap };
+    private readonly Option<string> _dtype = new("--dtype") { Description = "DLoRAL: compute precision: float32 (default) or bfloat16 (about 2x faster on CPUs with AVX512-BF16).", DefaultValueFactory = _ => "float32" };
+    private readonly Option<int> _minSize = new("--min-size") { Description = "DLoRAL: shorter side (px) frames are brought up to before processing (default 512, as the reference; lower only for previews).", DefaultValueFactory = _ => 512 };
+    private readonly Option<bool> _verbose = new("--verbose") { Description = "DLoRAL: print temporal-window starts (clip start, scene cuts) on stderr." };
+
+    private DloralCliOptions(Command command)
+    {
+        _stage.AcceptOnlyFromAmong("0", "1");
+        _colorFix.AcceptOnlyFromAmong("adain", "wavelet", "none");
+        _dtype.AcceptOnlyFromAmong("float32", "bfloat16", "fp32", "bf16");
+        foreach (var o in new Option[] { _checkpoint, _prompt, _stage, _detail, _merge, _colorFix, _tile, _tileOverlap, _dtype, _minSize, _verbose })
+            command.Add(o);
+    }
+
+    /// <summary>Adds the options to <paramref name="command"/>.</summary>
+    public static DloralCliOptions AddTo(Command command) => new(command);
+
+    /// <summary>The parsed settings; <paramref name="log"/> receives window-start lines when --verbose is given.</summary>
+    public DloralVideoOptions Read(ParseResult parse, Action<string>? log)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        return new DloralVideoOptions
+        {
+            Checkpoint = parse.GetValue(_checkpoint),
+            Prompt = parse.GetValue(_prompt) ?? "",
+            Adapters = new DloralAdapterOptions(parse.GetValue(_stage) == 0 ? DloralStage.Consistency : DloralStage.Full, parse.GetValue(_detail), parse.GetValue(_merge)),
+            ColorFix = parse.GetValue(_colorFix) switch { "wavelet" => ColorFixMethod.Wavelet, "none" => ColorFixMethod.None, _ => ColorFixMethod.Adain },
+            TileSize = parse.GetValue(_tile),
+            TileOverlap = parse.GetValue(_tileOverlap),
+            DType = parse.GetValue(_dtype) is "bfloat16" or "bf16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32,
+            MinimumProcessSide = parse.GetValue(_minSize),
+            Log = parse.GetValue(_verbose) ? log : null,
+        };
+    }
+
+    /// <summary>Human-readable dtype name.</summary>
+    public static string Describe(torch.ScalarType t) => t == torch.ScalarType.BFloat16 ? "bfloat16" : t.ToString().ToLower(CultureInfo.InvariantCulture);
+}

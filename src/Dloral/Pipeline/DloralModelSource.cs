@@ -1,0 +1,102 @@
+using System.Runtime.CompilerServices;
+using Dloral.Checkpoints;
+using Dloral.Diffusion;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dloral.Pipeline;
+
+/// <summary>
+/// Where <c>dloral upscale --model</c> finds a DLoRAL model: (a) a Stable Diffusion 2.x diffusers folder with
+/// <c>--checkpoint model.pkl</c> (the official layout), or (b) a file written by <c>dloral convert</c> (a path, or a name
+/// in the model catalog's folders). Builds the <see cref="DloralUpscaler"/> with the prompt encoded once.
+/// </summary>
+public static class DloralModelSource
+{
+#pragma warning disable CA2255 // A library module initializer is intended here: it plugs the converted format into the catalog.
+    [ModuleInitializer]
+    internal static void RegisterWithCatalog() =>
+        ModelCatalog.RegisterLoader(".safetensors", (path, scale, device) => Open(path, new DloralVideoOptions { Scale = scale, Device = device }));
+#pragma warning restore CA2255
+
+    /// <summary>
+    /// The DLoRAL upscaler for <paramref name="model"/> when it names a DLoRAL source (a diffusers folder, a converted
+    /// file, or a catalog name of one); null when it is something else (a built-in baseline, another format).
+    /// </summary>
+    public static IUpscaler? TryCreate(string model, DloralVideoOptions options, ModelCatalog? catalog = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrWhiteSpace(model)) return null;
+        if (Directory.Exists(model)) return Open(model, options);
+        if (options.Checkpoint is not null)
+            throw new UpscaleOptionsException($"--checkpoint goes with a Stable Diffusion diffusers folder as --model; '{model}' is not a folder", "checkpoint");
+        var path = File.Exists(model) ? model : null;
+        if (path is null)
+        {
+            var entry = (catalog ?? ModelCatalog.Default).Entries.FirstOrDefault(e => string.Equals(e.Name, model, StringComparison.OrdinalIgnoreCase));
+            path = entry?.Path;
+        }
+        return path is not null && DloralModelFile.IsDloralFile(path) ? Open(path, options) : null;
+    }
+
+    /// <summary>Loads the model (folder + <see cref="DloralVideoOptions.Checkpoint"/>, or a converted file) and builds the upscaler.</summary>
+    public static DloralUpscaler Open(string model, DloralVideoOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var bundle = LoadBundle(model, options.Checkpoint, options.ModelOptions, options.Adapters);
+        try
+        {
+            Tensor embeds;
+            using (bundle.Prompt) embeds = bundle.Prompt.Encode(options.Prompt);   // once per video; the text encoder is freed
+            return new DloralUpscaler(bundle.Model, embeds, options);
+        }
+        catch
+        {
+            bundle.Model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>True for the exceptions a wrong, truncated or mismatched model file raises (as opposed to a bug).</summary>
+    public static bool IsBadModelInput(Exception e) =>
+        e is InvalidDataException or Dloral.Diffusion.StateDictMismatchException or SafeTensorsException or CheckpointFormatException or NotSupportedException or FileNotFoundException
+            or DirectoryNotFoundException or System.Text.Json.JsonException;
+
+    /// <summary>Loads model + prompt encoder from a diffusers folder and checkpoint, or from a converted file.</summary>
+    /// <exception cref="UpscaleOptionsException">The model files are missing, wrong or do not fit together (the message lists what).</exception>
+    public static DloralBundle LoadBundle(string model, string? checkpoint, Nn.ModelOptions options, DloralAdapterOptions? adapters = null)
+    {
+        try
+        {
+            return LoadBundleCore(model, checkpoint, options, adapters);
+        }
+        catch (Exception e) when (IsBadModelInput(e))
+        {
+            throw new UpscaleOptionsException($"cannot load DLoRAL model {model}: {e.Message}", "model");
+        }
+    }
+
+    private static DloralBundle LoadBundleCore(string model, string? checkpoint, Nn.ModelOptions options, DloralAdapterOptions? adapters = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        if (Directory.Exists(model))
+        {
+            if (string.IsNullOrEmpty(checkpoint))
+                throw new UpscaleOptionsException($"--model {model} is a diffusers folder: give the DLoRAL weights with --checkpoint model.pkl (or convert both into one file with 'dloral convert')", "checkpoint");
+            if (!File.Exists(checkpoint)) throw new UpscaleOptionsException($"--checkpoint: file not found: {checkpoint}", "checkpoint");
+            var dloral = DloralModelLoader.Load(model, checkpoint, options, adapters);
+            try
+            {
+                return new DloralBundle(dloral, PromptEncoder.FromDiffusersFolder(model, options.Device, options.DType));
+            }
+            catch
+            {
+                dloral.Dispose();
+                throw;
+            }
+        }
+        if (!File.Exists(model)) throw new UpscaleOptionsException($"model not found: {model}", "model");
+        return DloralModelFile.Load(model, options, adapters);
+    }
+}

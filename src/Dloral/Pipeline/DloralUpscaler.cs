@@ -1,0 +1,303 @@
+using System.Diagnostics;
+using Dloral.Temporal;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dloral.Pipeline;
+
+/// <summary>Cumulative wall-clock time per pipeline stage (for benchmarks and <c>--verbose</c> style reports).</summary>
+public sealed class DloralStageTimes
+{
+    /// <summary>Bicubic resize, gray/uncertainty map, scene-cut signatures, resize back.</summary>
+    public TimeSpan Prepare { get; internal set; }
+
+    /// <summary>VAE encoder (each frame once when caching is on).</summary>
+    public TimeSpan VaeEncode { get; internal set; }
+
+    /// <summary>Cross-frame retrieval (SPyNet, warp, attention).</summary>
+    public TimeSpan Cfr { get; internal set; }
+
+    /// <summary>The one UNet step.</summary>
+    public TimeSpan Unet { get; internal set; }
+
+    /// <summary>VAE decoder.</summary>
+    public TimeSpan VaeDecode { get; internal set; }
+
+    /// <summary>Colour fix against the bicubic frame.</summary>
+    public TimeSpan ColorFix { get; internal set; }
+
+    /// <summary>Frames produced.</summary>
+    public long Frames { get; internal set; }
+
+    /// <summary>VAE encodes run (equals the frame count with caching, about twice without).</summary>
+    public long Encodes { get; internal set; }
+}
+
+/// <summary>
+/// DLoRAL as an <see cref="IUpscaler"/>: every frame is restored from a (neighbour, current) window by one
+/// <see cref="DloralModel"/> step. Each frame is prepared once (bicubic to the processing size, VAE-encoded, gray map,
+/// scene-cut signature) and cached for the next window; the window goes through CFR and the UNet (in Gaussian-blended
+/// latent tiles when the latent exceeds a tile), the tiled VAE decodes, the colour is fixed against the bicubic frame,
+/// and the result is resized to exactly <see cref="Scale"/> × the input size.
+/// </summary>
+/// <remarks>
+/// Unlike the reference (which never writes frame 0) every frame is produced: a frame that starts a scene (frame 0, or
+/// the first after a detected cut) is paired with the NEXT frame when it belongs to the same scene, else with itself;
+/// see docs/dloral.md. Deterministic: the VAE mean is used, no noise anywhere.
+/// </remarks>
+public sealed class DloralUpscaler : IUpscaler
+{
+    private readonly DloralModel _model;
+    private readonly bool _ownsModel;
+    private readonly Tensor _promptEmbeds;
+    private readonly DloralVideoOptions _options;
+    private readonly LatentTiler _tiler;
+    private readonly TiledVae _vae;
+    private readonly SceneCutDetector _cuts = new();
+    private readonly Dictionary<long, FrameState> _cache = [];
+    private readonly Dictionary<(int, int, int, int, string), ((Tensor, Tensor) Rows, (Tensor, Tensor) Cols)> _bands = [];
+
+    /// <param name="model">The DLoRAL model (its adapters are configured from <paramref name="options"/>).</param>
+    /// <param name="promptEmbeds">[1,77,D] prompt embeddings; the upscaler takes ownership.</param>
+    /// <param name="options">Pipeline settings (validated here).</param>
+    /// <param name="ownsModel">Dispose the model with the upscaler.</param>
+    public DloralUpscaler(DloralModel model, Tensor promptEmbeds, DloralVideoOptions options, bool ownsModel = true)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(promptEmbeds);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _model = model;
+        _ownsModel = ownsModel;
+        _promptEmbeds = promptEmbeds.DetachFromDisposeScope();
+        _options = options;
+        _tiler = new LatentTiler(options.TileSize, options.TileOverlap);
+        var vaeOptions = options.Vae;
+        // Workaround: TiledVae's shared-statistics pass downscales with antialiased bilinear interpolation, which libtorch
+        // does not implement for bfloat16 (crashes on frames that need VAE tiles). Until that runs in float32, bf16 VAEs
+        // normalise per tile.
+        if (model.Vae.parameters().First().dtype == ScalarType.BFloat16 && vaeOptions.Normalization == TileNormalization.DownscaledWhole)
+            vaeOptions = vaeOptions with { Normalization = TileNormalization.PerTile };
+        _vae = new TiledVae(model.Vae, vaeOptions);
+        if (model.Adapters != options.Adapters) model.Configure(options.Adapters);
+        // Below the reference's 512-px process size the CFR's own assertion must be lifted (an explicit opt-in).
+        model.Cfr.EnforceReferenceMinimumSize = options.MinimumProcessSide >= 512;
+    }
+
+    /// <inheritdoc/>
+    public string Name => "dloral";
+
+    /// <inheritdoc/>
+    public int Scale => _options.Scale;
+
+    /// <inheritdoc/>
+    public int FramesBefore => 1;
+
+    /// <inheritdoc/>
+    public int FramesAfter => _options.SceneStartNeighbor == SceneStartNeighbor.NextFrame ? 1 : 0;
+
+    /// <summary>The settings in use.</summary>
+    public DloralVideoOptions Options => _options;
+
+    /// <summary>The model.</summary>
+    public DloralModel Model => _model;
+
+    /// <summary>Stage timings accumulated over all frames so far.</summary>
+    public DloralStageTimes Timings { get; } = new();
+
+    /// <summary>
+    /// Keep each frame's latent for the next window (default). Off = encode both frames of every window again, only to
+    /// measure what caching saves; the output is identical.
+    /// </summary>
+    public bool CacheLatents { get; init; } = true;
+
+    /// <summary>Raised when a frame starts a new temporal window (clip start or scene cut), with the frame number.</summary>
+    public event Action<long, WindowStartReason>? WindowStarted;
+
+    /// <inheritdoc/>
+    public Tensor Upscale(FrameWindow window)
+    {
+        ArgumentNullException.ThrowIfNull(window);
+        using var mode = inference_mode();
+        using var scope = NewDisposeScope();
+        long n = window.FrameNumber;
+        var cur = State(n, window.Current);
+
+        FrameState? neighbour = null;
+        WindowStartReason? start = null;
+        if (window.SceneStart || window.Before == 0) start = WindowStartReason.ClipStart;
+        else
+        {
+            var prev = State(n - 1, window.Frames[window.CurrentIndex - 1]);
+            if (_options.DetectSceneCuts && _cuts.IsCut(prev.Signature, cur.Signature)) start = WindowStartReason.SceneCut;
+            else neighbour = prev;
+        }
+        if (start is { } reason)
+        {
+            WindowStarted?.Invoke(n, reason);
+            if (window.After >= 1 && _options.SceneStartNeighbor == SceneStartNeighbor.NextFrame)
+            {
+                var next = State(n + 1, window.Frames[window.CurrentIndex + 1]);
+                if (!_options.DetectSceneCuts || !_cuts.IsCut(cur.Signature, next.Signature)) neighbour = next;
+            }
+            neighbour ??= cur;
+            _options.Log?.Invoke($"frame {n}: new temporal window ({(reason == WindowStartReason.SceneCut ? "scene cut" : "clip start")}), " +
+                                 $"neighbour = {(ReferenceEquals(neighbour, cur) ? "itself" : "next frame")}");
+        }
+
+        var result = Restore(neighbour!, cur, window.Current);
+        // Frame n+1's window needs frame n (its previous); everything older can go.
+        foreach (var key in _cache.Keys.Where(k => k < n || !CacheLatents).ToList())
+        {
+            _cache[key].Dispose();
+            _cache.Remove(key);
+        }
+        Timings.Frames++;
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The processing size for an input of <paramref name="height"/>×<paramref name="width"/>: ×scale, shorter side
+    /// brought up to <see cref="DloralVideoOptions.MinimumProcessSide"/>, both sides rounded down to a multiple of 8.</summary>
+    public static (int Height, int Width) ProcessSize(int height, int width, int scale, int minimumSide)
+    {
+        double h = (double)height * scale, w = (double)width * scale;
+        double k = Math.Max(1.0, minimumSide / Math.Min(h, w));
+        int ph = (int)Math.Floor(h * k), pw = (int)Math.Floor(w * k);
+        return (Math.Max(8, ph - ph % 8), Math.Max(8, pw - pw % 8));
+    }
+
+    private FrameState State(long frameNumber, Tensor frame)
+    {
+        if (_cache.TryGetValue(frameNumber, out var cached)) return cached;
+        // Without caching the state still lives until the end of this Upscale call (then evicted).
+        var state = Prepare(frame);
+        _cache[frameNumber] = state;
+        return state;
+    }
+
+    private FrameState Prepare(Tensor frame)
+    {
+        if (frame.dim() != 3 || frame.shape[0] != 3)
+            throw new ArgumentException($"frames must be float [3,H,W] in [0,1], got [{string.Join(",", frame.shape)}]", nameof(frame));
+        using var scope = NewDisposeScope();
+        var clock = Stopwatch.StartNew();
+        int h = (int)frame.shape[1], w = (int)frame.shape[2];
+        var (ph, pw) = ProcessSize(h, w, Scale, _options.MinimumProcessSide);
+        // Bicubic like the reference's PIL resize (a = −0.5); the model input, the colour-fix source and the gray map.
+        var bicubic = Resize(frame.to(ScalarType.Float32).unsqueeze(0), ph, pw, ResampleKernel.Cubic(-0.5)).clamp_(0.0, 1.0);
+        var u8 = bicubic.mul(255.0).round_().to_type(ScalarType.Byte);
+        var gray = UncertaintyMap.GraySmall(UncertaintyMap.GrayU8(u8));   // [1,1,h,w]
+        var signature = _cuts.Signature(bicubic);
+        signature.Thumbnail.DetachFromDisposeScope();
+        signature.Histogram.DetachFromDisposeScope();
+        Timings.Prepare += clock.Elapsed;
+
+        clock.Restart();
+        var vaeType = _model.Vae.parameters().First().dtype;
+        var latent = (_vae.EncodeMean(bicubic.mul(2.0).sub_(1.0).to(vaeType)) * _model.ScalingFactor);
+        Timings.VaeEncode += clock.Elapsed;
+        Timings.Encodes++;
+        var state = new FrameState(bicubic.DetachFromDisposeScope(), latent.DetachFromDisposeScope(), gray.DetachFromDisposeScope(), signature);
+        return state;
+    }
+
+    private Tensor Restore(FrameState previous, FrameState current, Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        long ph = current.Bicubic.shape[2], pw = current.Bicubic.shape[3];
+        int lh = (int)current.Latent.shape[2], lw = (int)current.Latent.shape[3];
+        var clock = Stopwatch.StartNew();
+        var frames = stack([previous.Bicubic, current.Bicubic], 1).mul_(2.0).sub_(1.0);       // [1,2,3,H,W] in [-1,1]
+        var latents = stack([previous.Latent, current.Latent], 1);                            // [1,2,4,h,w]
+        var uncertainty = UncertaintyMap.ForWindow(cat([previous.Gray, current.Gray], 0))    // [1,1,1,h,w]
+            .to(frames.device);
+        Timings.Prepare += clock.Elapsed;
+
+        TimeSpan cfr = TimeSpan.Zero, unet = TimeSpan.Zero;
+        Tensor Step(LatentTile tile)
+        {
+            using var s = NewDisposeScope();
+            var c = Stopwatch.StartNew();
+            var (unetIn, retrieval) = _model.Fuse(tile.Slice(frames, 8).contiguous(), tile.Slice(latents).contiguous(), tile.Slice(uncertainty).contiguous());
+            retrieval.Dispose();
+            cfr += c.Elapsed;
+            c.Restart();
+            var x = _model.Denoise(unetIn, _promptEmbeds).to(ScalarType.Float32);
+            unet += c.Elapsed;
+            return x.MoveToOuterDisposeScope();
+        }
+        var denoised = _tiler.Run(lh, lw, Step);
+        Timings.Cfr += cfr;
+        Timings.Unet += unet;
+
+        clock.Restart();
+        var vaeType = _model.Vae.parameters().First().dtype;
+        var image = _vae.Decode(denoised.div(_model.ScalingFactor).to(vaeType)).to(ScalarType.Float32).clamp_(-1.0, 1.0).add_(1.0).div_(2.0);
+        Timings.VaeDecode += clock.Elapsed;
+
+        clock.Restart();
+        var fixedImage = ColorFix.Apply(_options.ColorFix, image, current.Bicubic);
+        Timings.ColorFix += clock.Elapsed;
+
+        clock.Restart();
+        long th = input.shape[1] * Scale, tw = input.shape[2] * Scale;
+        if (th != ph || tw != pw)
+            fixedImage = Resize(fixedImage, (int)th, (int)tw, ResampleKernel.Lanczos()).clamp_(0.0, 1.0);
+        Timings.Prepare += clock.Elapsed;
+        return fixedImage.squeeze(0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Separable resize of [1,3,H,W] to <paramref name="height"/>×<paramref name="width"/> (bands cached per size).</summary>
+    private Tensor Resize(Tensor image, int height, int width, ResampleKernel kernel)
+    {
+        int ih = (int)image.shape[2], iw = (int)image.shape[3];
+        if (ih == height && iw == width) return image.clone();
+        var key = (ih, iw, height, width, kernel.Name);
+        if (!_bands.TryGetValue(key, out var b))
+        {
+            var rows = SeparableResampler.Banded(ih, height, kernel, image.device);
+            var cols = SeparableResampler.Banded(iw, width, kernel, image.device);
+            b = ((rows.Index.DetachFromDisposeScope(), rows.Weight.DetachFromDisposeScope()), (cols.Index.DetachFromDisposeScope(), cols.Weight.DetachFromDisposeScope()));
+            _bands[key] = b;
+        }
+        return SeparableResampler.Apply(image, b.Rows, b.Cols);
+    }
+
+    /// <summary>Forgets cached frames (call between videos when reusing the upscaler).</summary>
+    public void Reset()
+    {
+        foreach (var s in _cache.Values) s.Dispose();
+        _cache.Clear();
+        _cuts.Reset();
+    }
+
+    public void Dispose()
+    {
+        Reset();
+        foreach (var ((r1, r2), (c1, c2)) in _bands.Values)
+        {
+            r1.Dispose(); r2.Dispose(); c1.Dispose(); c2.Dispose();
+        }
+        _bands.Clear();
+        _promptEmbeds.Dispose();
+        _cuts.Dispose();
+        if (_ownsModel) _model.Dispose();
+    }
+
+    /// <summary>Everything computed once per frame: bicubic frame [1,3,H,W] in [0,1], scaled latent, gray map, cut signature.</summary>
+    private sealed class FrameState(Tensor bicubic, Tensor latent, Tensor gray, FrameSignature signature) : IDisposable
+    {
+        public Tensor Bicubic { get; } = bicubic;
+        public Tensor Latent { get; } = latent;
+        public Tensor Gray { get; } = gray;
+        public FrameSignature Signature { get; } = signature;
+
+        public void Dispose()
+        {
+            Bicubic.Dispose();
+            Latent.Dispose();
+            Gray.Dispose();
+            Signature.Dispose();
+        }
+    }
+}
