@@ -139,7 +139,7 @@ public class LoraLayerTests
 
         // Zero B: the wrapped model equals the base model.
         var baseNet = MakeNet();
-        var x = torch.randn(2, 3, 16, 16);
+        var x = torch.randn(2, 3, 16, 16, generator: new torch.Generator(6));
         using var guard = no_grad();
         TensorAssert.Close(baseNet.call(x), net1.call(x), 0, 0, "zero-B adapters");
     }
@@ -153,7 +153,7 @@ public class LoraLayerTests
         lc.AddAdapter("p", new LoraAdapterConfig(4));          // scaling 2
         lc.AddAdapter("q", new LoraAdapterConfig(2, 1.0));     // scaling 0.5
         RandomizeB(lc, 5);
-        var x = torch.randn(2, 6, 9, 11);
+        var x = torch.randn(2, 6, 9, 11, generator: new torch.Generator(7));
 
         var baseY = nn.functional.conv2d(x, conv.weight, conv.bias, strides: [2, 2], padding: [1, 1]);
         Tensor Branch(string a) => nn.functional.conv2d(
@@ -175,7 +175,7 @@ public class LoraLayerTests
         var ll = new LoraLinear(lin);
         ll.AddAdapter("p", new LoraAdapterConfig(4));
         RandomizeB(ll, 6);
-        var xl = torch.randn(4, 5, 7);
+        var xl = torch.randn(4, 5, 7, generator: new torch.Generator(8));
         var a = ll.LoraA("p").parameters().First();
         var b = ll.LoraB("p").parameters().First();
         ll.SetAdapters(["p"], [0.25]);
@@ -207,7 +207,7 @@ public class LoraLayerTests
         RandomizeB(net, 21);
         var baseWeights = net.state_dict().Where(kv => kv.Key.Contains("base_layer", StringComparison.Ordinal))
                              .ToDictionary(kv => kv.Key, kv => kv.Value.clone());
-        var x = torch.randn(2, 3, 16, 16);
+        var x = torch.randn(2, 3, 16, 16, generator: new torch.Generator(5));
 
         LoraModel.SetAdapters(net, ["a", "b"], [1.0, 0.7]);
         var unmerged = net.call(x);
@@ -228,7 +228,9 @@ public class LoraLayerTests
             TensorAssert.Close(w, net.state_dict()[k], 1e-6, 0, $"unmerged {k}");
         LoraModel.DisableAdapters(net);
         var baseNet = MakeNet(3);
-        TensorAssert.Close(baseNet.call(x), net.call(x), 1e-6, 0, "disabled = base");
+        // Weights come back within float rounding of a merge/unmerge round trip (checked above), so the output
+        // may differ by a few ulps of its magnitude.
+        TensorAssert.Close(baseNet.call(x), net.call(x), 1e-5, 1e-5, "disabled = base");
     }
 
     [Fact]
