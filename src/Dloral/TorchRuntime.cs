@@ -8,12 +8,14 @@ public static partial class TorchRuntime
 {
     private static readonly object Gate = new();
     private static bool _initialized;
+    private static bool _pinned;
 
     /// <summary>Loads libtorch and sets the intra-op thread count (default: all cores).</summary>
     public static void Initialize(int? threads = null)
     {
         lock (Gate)
         {
+            if (_pinned) return;
             if (!_initialized) TuneAllocator();
             int n = threads ?? Environment.ProcessorCount;
             if (!_initialized || threads is not null)
@@ -21,6 +23,22 @@ public static partial class TorchRuntime
                 torch.set_num_threads(Math.Max(1, n));
                 _initialized = true;
             }
+        }
+    }
+
+    /// <summary>
+    /// For hosts that run many pipelines at once in one process (the test runner): the thread count is process-global
+    /// in libtorch, and changing it while another pipeline computes changes that pipeline's float results (and
+    /// libtorch has produced NaNs right after such a change). Pinning fixes it; later requests are ignored.
+    /// </summary>
+    internal static void PinThreads(int threads)
+    {
+        lock (Gate)
+        {
+            if (!_initialized) TuneAllocator();
+            torch.set_num_threads(Math.Max(1, threads));
+            _initialized = true;
+            _pinned = true;
         }
     }
 
