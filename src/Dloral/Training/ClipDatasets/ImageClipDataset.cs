@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Dloral.Training.Degradations;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -43,19 +42,22 @@ public sealed class ImageClipDataset : IClipDataset
     public static readonly string[] Extensions = [".jpg", ".jpeg", ".png", ".webp", ".bmp"];
 
     private readonly ImageClipOptions _options;
-    private readonly ConcurrentQueue<string> _warnings = new();
-    private readonly ConcurrentDictionary<string, byte> _warned = new();
+    private readonly DatasetFiles _files;
     private readonly PhotoCache? _cache;
 
-    public IReadOnlyList<string> Files { get; }
+    public IReadOnlyList<string> Files => _files.Files;
     /// <summary>The decoded-photo cache (null when disabled).</summary>
     public PhotoCache? Cache => _cache;
     public int Count => Files.Count;
-    public IReadOnlyList<string> Warnings => _warnings.ToArray();
+    public IReadOnlyList<string> Warnings => _files.Warnings;
     public ImageClipOptions Options => _options;
 
     /// <summary>Raised for every skipped file (once per file).</summary>
-    public event Action<string>? Warning;
+    public event Action<string>? Warning
+    {
+        add => _files.Warning += value;
+        remove => _files.Warning -= value;
+    }
 
     public ImageClipDataset(string folder, ImageClipOptions? options = null)
     {
@@ -64,35 +66,13 @@ public sealed class ImageClipDataset : IClipDataset
             throw new DirectoryNotFoundException($"Image clip dataset: folder '{folder}' does not exist.");
         if (_options.Frames < 1 || _options.CropSize < 8)
             throw new ArgumentException($"Image clip dataset: frames must be >= 1 and crop size >= 8 (got {_options.Frames}, {_options.CropSize}).");
-        var all = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
-            .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
-            .OrderBy(f => f, StringComparer.Ordinal);
-        Files = ValidationSplit.Select(all, _options.Split, _options.ValidationFraction);
+        _files = new DatasetFiles("Image clip dataset", "image", folder, Extensions, _options.Split, _options.ValidationFraction);
         _cache = _options.CacheBytes > 0 ? new PhotoCache(_options.CacheBytes) : null;
-        if (Files.Count == 0)
-            throw new InvalidDataException($"Image clip dataset: no {_options.Split} images ({string.Join(", ", Extensions)}) in '{folder}'.");
     }
 
     /// <summary>The clip of file <paramref name="index"/> (or the next readable file) with all random choices from <paramref name="seed"/>.</summary>
-    public ClipSample Get(int index, long seed)
-    {
-        for (int attempt = 0; attempt < Files.Count; attempt++)
-        {
-            int i = (index + attempt) % Files.Count;
-            var sample = TryMake(i, seed, out string? error);
-            if (sample is not null) return sample;
-            Warn(Files[i], error!);
-        }
-        throw new InvalidDataException($"Image clip dataset: none of the {Files.Count} images could be used (see warnings).");
-    }
-
-    private void Warn(string file, string error)
-    {
-        if (!_warned.TryAdd(file, 0)) return;
-        string msg = $"skipped image '{file}': {error}";
-        _warnings.Enqueue(msg);
-        Warning?.Invoke(msg);
-    }
+    public ClipSample Get(int index, long seed) =>
+        _files.FirstUsable(index, i => (TryMake(i, seed, out string? error), error));
 
     private ClipSample? TryMake(int index, long seed, out string? error)
     {

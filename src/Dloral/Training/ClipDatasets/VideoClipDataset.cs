@@ -35,14 +35,18 @@ public sealed class VideoClipDataset : IClipDataset
 
     private readonly VideoClipOptions _options;
     private readonly ConcurrentDictionary<string, Lazy<(VideoInfo? Info, string? Error)>> _probes = new();
-    private readonly ConcurrentQueue<string> _warnings = new();
-    private readonly ConcurrentDictionary<string, byte> _warned = new();
+    private readonly DatasetFiles _files;
 
-    public IReadOnlyList<string> Files { get; }
+    public IReadOnlyList<string> Files => _files.Files;
     public int Count => Files.Count;
-    public IReadOnlyList<string> Warnings => _warnings.ToArray();
+    public IReadOnlyList<string> Warnings => _files.Warnings;
 
-    public event Action<string>? Warning;
+    /// <summary>Raised for every skipped file (once per file).</summary>
+    public event Action<string>? Warning
+    {
+        add => _files.Warning += value;
+        remove => _files.Warning -= value;
+    }
 
     public VideoClipDataset(string folder, VideoClipOptions? options = null)
     {
@@ -51,28 +55,11 @@ public sealed class VideoClipDataset : IClipDataset
             throw new DirectoryNotFoundException($"Video clip dataset: folder '{folder}' does not exist.");
         if (_options.Frames < 1 || _options.CropSize < 8 || _options.MaxStride < 1)
             throw new ArgumentException("Video clip dataset: frames >= 1, crop size >= 8 and max stride >= 1 are required.");
-        var all = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
-            .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
-            .OrderBy(f => f, StringComparer.Ordinal);
-        Files = ValidationSplit.Select(all, _options.Split, _options.ValidationFraction);
-        if (Files.Count == 0)
-            throw new InvalidDataException($"Video clip dataset: no {_options.Split} videos ({string.Join(", ", Extensions)}) in '{folder}'.");
+        _files = new DatasetFiles("Video clip dataset", "video", folder, Extensions, _options.Split, _options.ValidationFraction);
     }
 
-    public ClipSample Get(int index, long seed)
-    {
-        for (int attempt = 0; attempt < Files.Count; attempt++)
-        {
-            int i = (index + attempt) % Files.Count;
-            var sample = TryMake(i, seed, out string? error);
-            if (sample is not null) return sample;
-            if (!_warned.TryAdd(Files[i], 0)) continue;
-            string msg = $"skipped video '{Files[i]}': {error}";
-            _warnings.Enqueue(msg);
-            Warning?.Invoke(msg);
-        }
-        throw new InvalidDataException($"Video clip dataset: none of the {Files.Count} videos could be used (see warnings).");
-    }
+    public ClipSample Get(int index, long seed) =>
+        _files.FirstUsable(index, i => (TryMake(i, seed, out string? error), error));
 
     private ClipSample? TryMake(int index, long seed, out string? error)
     {
