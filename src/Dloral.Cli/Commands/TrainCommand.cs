@@ -16,9 +16,10 @@ public static class TrainCommand
         var output = new Option<string?>("--out", "-o") { Description = "Run folder (checkpoints/, train_log.jsonl, validation/); default: the config's output." };
         var data = new Option<string?>("--data") { Description = "Training data folder (overrides the config's data.folder)." };
         var threads = new Option<int?>("--threads") { Description = "Torch CPU threads." };
+        var export = new Option<string?>("--export") { Description = "Compact model (model.source 'compact'): write the trained weights to this .safetensors file at the end (the file `dloral upscale --model` loads). With --resume RUN --steps 0 it exports a checkpoint without training." };
         var command = new Command("train", "Train or fine-tune DLoRAL (consistency and enhancement stages, checkpoints every N steps and at exit; Ctrl-C saves and stops).")
         {
-            config, resume, steps, output, data, threads,
+            config, resume, steps, output, data, threads, export,
         };
         command.SetAction((parse, ct) => CommandErrors.RunAsync(console, ct, async token =>
         {
@@ -44,12 +45,15 @@ public static class TrainCommand
                 DataFolder = parse.GetValue(data) is { } d ? Path.GetFullPath(d) : null,
             };
             var resumeFrom = parse.GetValue(resume);
+            var exportTo = parse.GetValue(export);
+            if (exportTo is not null && cfg.Model.Source != "compact") throw new UsageException($"--export: the config's model.source is '{cfg.Model.Source}'; only 'compact' models are exported as one file");
             var result = await Task.Run(() =>
             {
                 using var trainer = new Trainer(cfg, options);
                 if (resumeFrom is not null) trainer.Resume(resumeFrom);
                 var clock = Stopwatch.StartNew();
                 var r = trainer.Run(cfg.Steps, token);
+                if (exportTo is not null && !r.Cancelled) trainer.ExportCompact(exportTo);
                 long peakMb = Process.GetCurrentProcess().PeakWorkingSet64 >> 20;
                 console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{(r.Cancelled ? "stopped" : "done")} at step {r.LastStep} ({r.LastStep - r.FirstStep} step(s), {r.SecondsPerStep:F2} s/step, {clock.Elapsed.TotalSeconds:F1} s, peak memory {peakMb} MB); checkpoint {r.Checkpoint ?? "none"}"));

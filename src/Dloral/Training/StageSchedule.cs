@@ -10,6 +10,14 @@ public enum TrainingStage
 
     /// <summary>D-LoRA + conv_in.</summary>
     Enhancement = 1,
+
+    /// <summary>Models trained from scratch only: the base UNet (+ conv_in, prompt) as single-frame SR, before the reference's
+    /// stages — the stand-in for the pretrained SD prior. No CFR: the UNet sees [z_cur ‖ z_cur].</summary>
+    Base = 2,
+
+    /// <summary>Models trained from scratch only: SPyNet on the exact flow of the dataset's synthetic camera motion (the
+    /// reference uses a pretrained SPyNet, which does not exist offline).</summary>
+    Flow = 3,
 }
 
 /// <summary>
@@ -36,11 +44,23 @@ public sealed record StageScheduleOptions
     public double LambdaCsd { get; init; } = 1.0;
     public double LambdaTemporal { get; init; } = 10.0;
 
+    /// <summary>Steps of the <see cref="TrainingStage.Base"/> stage run first (0 = none: models with a pretrained prior).</summary>
+    public long BaseSteps { get; init; }
+
+    /// <summary>λ_lpips of the base stage (default 0: pure L2, for PSNR; the perceptual net costs more than a compact UNet).</summary>
+    public double BaseLambdaLpips { get; init; }
+
+    /// <summary>Steps of the <see cref="TrainingStage.Flow"/> stage, after the base stage (0 = none).</summary>
+    public long FlowSteps { get; init; }
+
+    /// <summary>Steps before the reference's table starts (its step 0 is global step <see cref="BaseSteps"/> + <see cref="FlowSteps"/>).</summary>
+    public long PretrainSteps => BaseSteps + FlowSteps;
+
     /// <summary>Throws when the switch points are not ordered.</summary>
     public void Validate()
     {
-        if (ConsistencyEnd < 0 || EnhancementEnd <= ConsistencyEnd || SecondConsistencySteps < 0 || TransitionSteps <= 0)
-            throw new ArgumentException($"stage schedule: need 0 <= consistency_end ({ConsistencyEnd}) < enhancement_end ({EnhancementEnd}), second_consistency_steps ({SecondConsistencySteps}) >= 0 and transition_steps ({TransitionSteps}) > 0");
+        if (ConsistencyEnd < 0 || EnhancementEnd <= ConsistencyEnd || SecondConsistencySteps < 0 || TransitionSteps <= 0 || BaseSteps < 0 || FlowSteps < 0)
+            throw new ArgumentException($"stage schedule: need 0 <= consistency_end ({ConsistencyEnd}) < enhancement_end ({EnhancementEnd}), second_consistency_steps ({SecondConsistencySteps}) >= 0 and transition_steps ({TransitionSteps}) > 0, base_steps ({BaseSteps}) and flow_steps ({FlowSteps}) >= 0");
     }
 }
 
@@ -73,7 +93,9 @@ public sealed record StageWeights(long Step, TrainingStage Stage, string Phase, 
 /// after        enhancement      2                1      10
 /// </code>
 /// p = (step − stage start) / 1000; λ_l2 = 1 throughout; "—" = the reference keeps λ_vsd = 1 but skips CSD in
-/// the consistency stage (<see cref="StageWeights.Csd"/> is 0 there).
+/// the consistency stage (<see cref="StageWeights.Csd"/> is 0 there). Models trained from scratch may run a base stage
+/// (<see cref="StageScheduleOptions.BaseSteps"/>) and a flow stage (<see cref="StageScheduleOptions.FlowSteps"/>) first; the
+/// table then starts after them.
 /// </summary>
 public sealed class StageSchedule
 {
@@ -90,34 +112,40 @@ public sealed class StageSchedule
     {
         if (step < 0) throw new ArgumentOutOfRangeException(nameof(step), step, "steps count from 0");
         var o = Options;
+        if (step < o.BaseSteps)
+            return new(step, TrainingStage.Base, "base", null, o.LambdaL2, o.BaseLambdaLpips, 0.0, 0.0);
+        if (step < o.PretrainSteps)
+            return new(step, TrainingStage.Flow, "flow", null, 0.0, 0.0, 0.0, 0.0);
+        long global = step;
+        step -= o.PretrainSteps;
         double l2 = o.LambdaL2, lp = o.LambdaLpips, csd = o.LambdaCsd, tc = o.LambdaTemporal;
         long t = o.TransitionSteps;
         long secondEnd = o.EnhancementEnd + o.SecondConsistencySteps;
         if (step <= o.ConsistencyEnd)
-            return new(step, TrainingStage.Consistency, "consistency", null, l2, lp * 0.02, 0.0, tc * 2);
+            return new(global, TrainingStage.Consistency, "consistency", null, l2, lp * 0.02, 0.0, tc * 2);
         if (step <= o.EnhancementEnd)
         {
             if (step <= o.ConsistencyEnd + t)
             {
                 double p = (step - o.ConsistencyEnd) / (double)t;
-                return new(step, TrainingStage.Enhancement, "to-enhancement", p, l2, lp * (0.02 + p * 0.98), csd * p, tc * (2.0 - p));
+                return new(global, TrainingStage.Enhancement, "to-enhancement", p, l2, lp * (0.02 + p * 0.98), csd * p, tc * (2.0 - p));
             }
-            return new(step, TrainingStage.Enhancement, "enhancement", null, l2, lp, csd, tc);
+            return new(global, TrainingStage.Enhancement, "enhancement", null, l2, lp, csd, tc);
         }
         if (step <= secondEnd)
         {
             if (step <= o.EnhancementEnd + t)
             {
                 double p = (step - o.EnhancementEnd) / (double)t;
-                return new(step, TrainingStage.Consistency, "to-consistency", p, l2, lp, csd, tc * (1.0 + p));
+                return new(global, TrainingStage.Consistency, "to-consistency", p, l2, lp, csd, tc * (1.0 + p));
             }
-            return new(step, TrainingStage.Consistency, "consistency", null, l2, lp, csd, tc * 2);
+            return new(global, TrainingStage.Consistency, "consistency", null, l2, lp, csd, tc * 2);
         }
         if (step <= secondEnd + t)
         {
             double p = (step - secondEnd) / (double)t;
-            return new(step, TrainingStage.Enhancement, "to-enhancement", p, l2, lp, csd, tc * (2.0 - p));
+            return new(global, TrainingStage.Enhancement, "to-enhancement", p, l2, lp, csd, tc * (2.0 - p));
         }
-        return new(step, TrainingStage.Enhancement, "enhancement", null, l2, lp, csd, tc);
+        return new(global, TrainingStage.Enhancement, "enhancement", null, l2, lp, csd, tc);
     }
 }

@@ -57,7 +57,8 @@ public sealed class Trainer : IDisposable
     private readonly TemporalLoss _temporal = new();
     private readonly CsdLoss? _csd;
     private readonly Tensor _promptEmbeds;
-    private readonly Tensor _negativeEmbeds;
+    private readonly bool _ownsPrompt = true;
+    private readonly Tensor? _negativeEmbeds;
     private readonly TrainingLog _log;
     private ClipLoader? _loader;
     private TrainingClip? _validationClip;
@@ -89,8 +90,15 @@ public sealed class Trainer : IDisposable
                 Epsilon = config.Optimizer.Epsilon, WeightDecay = config.Optimizer.WeightDecay,
             });
             var diffusers = config.ResolvePath(config.Model.Diffusers);
-            using (var prompts = PromptEncoder.FromDiffusersFolder(diffusers, _device))
+            if (Model.Compact is { } compact)
             {
+                // The compact model has no text encoder: its learned prompt embedding trains with the base (owned by the model).
+                _promptEmbeds = compact.PromptEmbeds;
+                _ownsPrompt = false;
+            }
+            else
+            {
+                using var prompts = PromptEncoder.FromDiffusersFolder(diffusers, _device);
                 // Encode runs in inference mode; a clone made outside it can take part in autograd graphs.
                 using var pos = prompts.Encode(config.Prompt);
                 using var neg = prompts.Encode(config.NegativePrompt);
@@ -118,6 +126,7 @@ public sealed class Trainer : IDisposable
             throw;
         }
         _log = new TrainingLog(Path.Combine(OutputDirectory, "train_log.jsonl"), _options.Console);
+        WriteValidationList(dataFolder);
         // Unreadable files are skipped by the dataset (raised from loader threads); say so instead of failing.
         if (_dataset is ImageClipDataset images) images.Warning += m => _log.Message("warning: " + m);
         else if (_dataset is VideoClipDataset videos) videos.Warning += m => _log.Message("warning: " + m);
@@ -145,6 +154,26 @@ public sealed class Trainer : IDisposable
         if (d.Kind == "videos")
             return new VideoClipDataset(folder, new VideoClipOptions { Frames = d.Frames, CropSize = d.Crop, Split = split, ValidationFraction = d.ValidationFraction });
         return new ImageClipDataset(folder, new ImageClipOptions { Frames = d.Frames, CropSize = d.Crop, Split = split, ValidationFraction = d.ValidationFraction });
+    }
+
+    /// <summary>
+    /// Writes validation_files.txt into the run folder: the held-out files (full paths, one per line) the model never trains
+    /// on, so evaluation clips can be made from exactly them (scripts/make-eval-clips.sh).
+    /// </summary>
+    private void WriteValidationList(string dataFolder)
+    {
+        IReadOnlyList<string> held;
+        try
+        {
+            held = OpenDataset(dataFolder, SplitPart.Validation).Files;
+        }
+        catch (InvalidDataException)
+        {
+            held = []; // too few files for a held-out split
+        }
+        var path = Path.Combine(OutputDirectory, "validation_files.txt");
+        File.WriteAllLines(path + ".partial", held.Select(Path.GetFullPath));
+        File.Move(path + ".partial", path, overwrite: true);
     }
 
     /// <summary>Continues from a checkpoint folder (or the newest one under a run folder).</summary>
@@ -199,8 +228,7 @@ public sealed class Trainer : IDisposable
             var frames = src.narrow(0, i, 2).unsqueeze(0);
             var lat = latents.narrow(0, i, 2).unsqueeze(0);
             var unc = UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device);
-            var (unetIn, retrieval) = model.Fuse(frames, lat, unc);
-            retrieval.Dispose();
+            var unetIn = UnetInput(frames, lat, unc, weights.Stage);
             var x = model.Denoise(unetIn, _promptEmbeds);
             images.Add(model.DecodeLatents(x));
             xs.Add(x);
@@ -229,11 +257,27 @@ public sealed class Trainer : IDisposable
         {
             // The reference draws one noise for both windows.
             var noise = randn(xs[0].shape, dtype: ScalarType.Float32, generator: generator).to(_device);
-            foreach (var x in xs) csd = csd + _csd.Compute(x, _promptEmbeds, _negativeEmbeds, noise, generator);
+            foreach (var x in xs) csd = csd + _csd.Compute(x, _promptEmbeds, _negativeEmbeds!, noise, generator);
         }
         var total = l2 * weights.L2 + perc * weights.Lpips + temporal * weights.Temporal + csd * weights.Csd;
         var terms = new LossTerms(l2.item<float>(), perc.item<float>(), temporal.item<float>(), csd.item<float>(), total.item<float>());
         return (total.MoveToOuterDisposeScope(), terms);
+    }
+
+    /// <summary>
+    /// The UNet input of a window: [warped previous ‖ CFR-fused current]; in the base stage (single-frame SR, no CFR)
+    /// the current latent twice.
+    /// </summary>
+    private Tensor UnetInput(Tensor frames, Tensor latents, Tensor uncertainty, TrainingStage stage)
+    {
+        if (stage == TrainingStage.Base)
+        {
+            var cur = latents.select(1, 1);
+            return cat([cur, cur], 1);
+        }
+        var (unetIn, retrieval) = Model.Model.Fuse(frames, latents, uncertainty);
+        retrieval.Dispose();
+        return unetIn;
     }
 
     /// <summary>
@@ -267,7 +311,7 @@ public sealed class Trainer : IDisposable
     {
         var trainable = Model.TrainableIn(Model.Stage);
         double norm = AdamWOptimizer.ClipGradNorm(trainable.Select(p => p.Param), Config.Optimizer.MaxGradNorm);
-        Optimizer.Step(trainable.Select(p => (p.Name, p.Param)));
+        Optimizer.Step(trainable.Select(p => (p.Name, p.Param)), Config.Optimizer.LearningRateOf(Model.Stage));
         Model.ZeroGrad();
         Step++;
         return norm;
@@ -295,7 +339,7 @@ public sealed class Trainer : IDisposable
         }
         double norm = ApplyUpdate();
         var record = new StepRecord(Step, w.Step, w.Stage.ToString().ToLowerInvariant(), w.Phase, w.Progress, w.L2, w.Lpips, w.Csd, w.Temporal,
-            terms.L2, terms.Perceptual, terms.Temporal, terms.Csd, terms.Total, norm, Optimizer.Options.LearningRate, clock.Elapsed.TotalSeconds);
+            terms.L2, terms.Perceptual, terms.Temporal, terms.Csd, terms.Total, norm, Config.Optimizer.LearningRateOf(w.Stage), clock.Elapsed.TotalSeconds);
         _log.Write(record);
         return record;
     }
@@ -406,8 +450,7 @@ public sealed class Trainer : IDisposable
         for (int i = 0; i + 1 < t; i++)
         {
             var unc = UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device);
-            var (unetIn, retrieval) = model.Fuse(src.narrow(0, i, 2).unsqueeze(0), latents.narrow(0, i, 2).unsqueeze(0), unc);
-            retrieval.Dispose();
+            var unetIn = UnetInput(src.narrow(0, i, 2).unsqueeze(0), latents.narrow(0, i, 2).unsqueeze(0), unc, Schedule.At(Step).Stage);
             outputs.Add((model.DecodeLatents(model.Denoise(unetIn, _promptEmbeds)).to_type(ScalarType.Float32) * 0.5 + 0.5).clamp(0, 1));
         }
         double psnr = 0, ssim = 0;
@@ -430,6 +473,24 @@ public sealed class Trainer : IDisposable
         return result;
     }
 
+    /// <summary>Writes the compact model being trained as one weights file (the format <c>dloral upscale --model</c> loads), atomically.</summary>
+    public void ExportCompact(string path, ScalarType dtype = ScalarType.Float32)
+    {
+        var compact = Model.Compact ?? throw new InvalidOperationException($"export: the model of this run is '{Config.Model.Source}', not 'compact'");
+        var full = Path.GetFullPath(path);
+        var tmp = full + ".partial";
+        try
+        {
+            compact.Save(tmp, dtype);
+            File.Move(tmp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+        _log.Message($"exported the compact model at step {Step} to {full}");
+    }
+
     public void Dispose()
     {
         _loader?.Dispose();
@@ -437,8 +498,8 @@ public sealed class Trainer : IDisposable
         _log.Dispose();
         _csd?.Dispose();
         _perceptual?.Dispose();
-        _promptEmbeds.Dispose();
-        _negativeEmbeds.Dispose();
+        if (_ownsPrompt) _promptEmbeds.Dispose();
+        _negativeEmbeds?.Dispose();
         Optimizer.Dispose();
         Model.Dispose();
     }

@@ -9,8 +9,14 @@ public sealed class ModelSection
 {
     /// <summary>"dloral": a diffusers folder + an official DLoRAL model.pkl (adapters, CFR and conv_in train);
     /// "scratch": the UNet built from the folder's unet/config.json with fresh weights, conv_in widened, fresh adapters and
-    /// a fresh CFR — the whole UNet trains too (the future compact model). The VAE (and text encoder) always come from the folder, frozen.</summary>
+    /// a fresh CFR — the whole UNet trains too. The VAE (and text encoder) always come from the folder, frozen.
+    /// "compact": the project's compact model (<see cref="Pipeline.Compact.CompactDloral"/>): lossless codec, learned prompt, no
+    /// VAE or text encoder; built from <see cref="Compact"/>.</summary>
     public string Source { get; set; } = "dloral";
+
+    /// <summary>Source "compact": a folder with compact.json + unet_config.json (fresh, seeded weights) or a compact weights
+    /// file (.safetensors written by CompactDloral.Save) to continue from.</summary>
+    public string? Compact { get; set; }
 
     /// <summary>Diffusers folder (SD 2.1-base layout). "$golden/…" = the golden data folder.</summary>
     public string Diffusers { get; set; } = "$golden/tiny_sd";
@@ -96,6 +102,20 @@ public sealed class OptimizerSection
     public double Epsilon { get; set; } = 1e-8;
     public double MaxGradNorm { get; set; } = 1.0;
     public int GradientAccumulation { get; set; } = 1;
+
+    /// <summary>Learning rate of the base stage (a from-scratch UNet wants more than adapters do); null = <see cref="LearningRate"/>.</summary>
+    public double? BaseLearningRate { get; set; }
+
+    /// <summary>Learning rate of the flow stage (SPyNet from scratch); null = <see cref="LearningRate"/>.</summary>
+    public double? FlowLearningRate { get; set; }
+
+    /// <summary>The learning rate of a stage.</summary>
+    public double LearningRateOf(TrainingStage stage) => stage switch
+    {
+        TrainingStage.Base => BaseLearningRate ?? LearningRate,
+        TrainingStage.Flow => FlowLearningRate ?? LearningRate,
+        _ => LearningRate,
+    };
 }
 
 /// <summary>
@@ -191,7 +211,12 @@ public sealed class TrainingConfig
     public void Validate(string source = "<config>")
     {
         void Fail(string msg) => throw new InvalidDataException($"{source}: {msg}");
-        if (Model.Source is not ("dloral" or "scratch")) Fail($"model.source '{Model.Source}': use 'dloral' or 'scratch'");
+        if (Model.Source is not ("dloral" or "scratch" or "compact")) Fail($"model.source '{Model.Source}': use 'dloral', 'scratch' or 'compact'");
+        if (Model.Source == "compact" && string.IsNullOrEmpty(Model.Compact)) Fail("model.compact (a folder with compact.json, or a compact weights file) is required for source 'compact'");
+        if (Model.Source == "compact" && Losses.CsdTeacher is not null) Fail("losses.csd_teacher: the compact model has no text-conditioned SD teacher; leave it null");
+        if (Model.Source == "dloral" && (Schedule.BaseSteps > 0 || Schedule.FlowSteps > 0)) Fail("schedule.base_steps / flow_steps are for models trained from scratch ('scratch', 'compact'), not a pretrained DLoRAL");
+        if (Schedule.FlowSteps > 0 && Data.Kind != "images") Fail("schedule.flow_steps needs data.kind 'images': the flow stage learns the exact flow of the synthetic camera motion");
+        if (Optimizer.BaseLearningRate is <= 0 || Optimizer.FlowLearningRate is <= 0) Fail("optimizer.base_learning_rate / flow_learning_rate must be > 0");
         if (Model.Source == "dloral" && string.IsNullOrEmpty(Model.Checkpoint)) Fail("model.checkpoint is required for source 'dloral'");
         if (Model.Dtype is not ("float32" or "bfloat16")) Fail($"model.dtype '{Model.Dtype}': use 'float32' or 'bfloat16'");
         if (Data.Kind is not ("images" or "videos")) Fail($"data.kind '{Data.Kind}': use 'images' or 'videos'");

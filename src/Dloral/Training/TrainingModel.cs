@@ -3,6 +3,8 @@ using Dloral.Diffusion;
 using Dloral.Lora;
 using Dloral.Nn;
 using Dloral.Pipeline;
+using Dloral.Pipeline.Codecs;
+using Dloral.Pipeline.Compact;
 using Dloral.Temporal;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -20,10 +22,12 @@ public sealed record NamedParameter(string Name, Parameter Param);
 /// </summary>
 public sealed class TrainingModel : IDisposable
 {
-    private TrainingModel(DloralModel model, bool fullUnet)
+    private TrainingModel(DloralModel model, bool fullUnet, CompactDloral? compact = null)
     {
         Model = model;
+        Compact = compact;
         FullUnet = fullUnet;
+        FromScratch = fullUnet || compact is not null;
         var unetParams = model.Unet.named_parameters().Select(p => new NamedParameter("unet." + p.name, p.parameter)).ToList();
         Quality = unetParams.Where(p => p.Name.Contains("lora_", StringComparison.Ordinal) && p.Name.Contains("quality", StringComparison.Ordinal)).ToList();
         Consistency = unetParams.Where(p => p.Name.Contains("lora_", StringComparison.Ordinal) && p.Name.Contains("consistency", StringComparison.Ordinal)).ToList();
@@ -31,25 +35,39 @@ public sealed class TrainingModel : IDisposable
         Cfr = model.Cfr.named_parameters().Where(p => !p.name.StartsWith("spynet.", StringComparison.Ordinal))
             .Select(p => new NamedParameter("cfr." + p.name, p.parameter)).ToList();
         var grouped = Quality.Concat(Consistency).Concat(ConvIn).Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
-        Full = fullUnet ? unetParams.Where(p => !grouped.Contains(p.Name)).ToList() : [];
+        Full = FromScratch ? unetParams.Where(p => !grouped.Contains(p.Name)).ToList() : [];
+        if (compact is not null) Full = [.. Full, new NamedParameter(CompactDloral.PromptName, compact.PromptEmbeds)];
+        // SPyNet trains only in the flow stage of from-scratch models; a pretrained one (the reference's) stays frozen.
+        Flow = FromScratch ? model.Cfr.SpyNet.named_parameters().Select(p => new NamedParameter("cfr.spynet." + p.name, p.parameter)).ToList() : [];
         if (Quality.Count == 0 || Consistency.Count == 0 || ConvIn.Count == 0 || Cfr.Count == 0)
             throw new InvalidOperationException($"training model: empty parameter group (quality {Quality.Count}, consistency {Consistency.Count}, conv_in {ConvIn.Count}, cfr {Cfr.Count})");
         All = model.Unet.named_parameters().Select(p => new NamedParameter("unet." + p.name, p.parameter))
             .Concat(model.Cfr.named_parameters().Select(p => new NamedParameter("cfr." + p.name, p.parameter)))
-            .Concat(model.Vae.named_parameters().Select(p => new NamedParameter("vae." + p.name, p.parameter))).ToList();
+            .Concat(model.Codec is VaeLatentCodec vae ? vae.Vae.named_parameters().Select(p => new NamedParameter("vae." + p.name, p.parameter)) : [])
+            .Concat(compact is not null ? [new NamedParameter(CompactDloral.PromptName, compact.PromptEmbeds)] : Array.Empty<NamedParameter>()).ToList();
         SetStage(TrainingStage.Consistency);
     }
 
     public DloralModel Model { get; }
 
-    /// <summary>True for from-scratch models: every UNet weight trains in both stages.</summary>
+    /// <summary>The compact model (source "compact"): its learned prompt and its one-file format; null otherwise.</summary>
+    public CompactDloral? Compact { get; }
+
+    /// <summary>True for source "scratch": every UNet weight trains in every stage.</summary>
     public bool FullUnet { get; }
+
+    /// <summary>True for models without a pretrained prior ("scratch", "compact"): base and SPyNet weights are trained
+    /// (and checkpointed). The compact model trains its base only in the base stage, then freezes it as DLoRAL freezes SD.</summary>
+    public bool FromScratch { get; }
 
     public IReadOnlyList<NamedParameter> Quality { get; }
     public IReadOnlyList<NamedParameter> Consistency { get; }
     public IReadOnlyList<NamedParameter> ConvIn { get; }
     public IReadOnlyList<NamedParameter> Cfr { get; }
     public IReadOnlyList<NamedParameter> Full { get; }
+
+    /// <summary>SPyNet's parameters, trained in the flow stage of from-scratch models (empty otherwise).</summary>
+    public IReadOnlyList<NamedParameter> Flow { get; }
 
     /// <summary>Every parameter of the UNet, the CFR and the VAE.</summary>
     public IReadOnlyList<NamedParameter> All { get; }
@@ -58,12 +76,16 @@ public sealed class TrainingModel : IDisposable
     public TrainingStage Stage { get; private set; }
 
     /// <summary>Everything that is ever trained (saved in checkpoints): all groups.</summary>
-    public IEnumerable<NamedParameter> Checkpointed => Quality.Concat(Consistency).Concat(ConvIn).Concat(Cfr).Concat(Full);
+    public IEnumerable<NamedParameter> Checkpointed => Quality.Concat(Consistency).Concat(ConvIn).Concat(Cfr).Concat(Full).Concat(Flow);
 
     /// <summary>The parameters that train in <paramref name="stage"/>.</summary>
-    public IReadOnlyList<NamedParameter> TrainableIn(TrainingStage stage) => stage == TrainingStage.Consistency
-        ? [.. Consistency, .. Cfr, .. ConvIn, .. Full]
-        : [.. Quality, .. ConvIn, .. Full];
+    public IReadOnlyList<NamedParameter> TrainableIn(TrainingStage stage) => stage switch
+    {
+        TrainingStage.Base => [.. Full, .. ConvIn],
+        TrainingStage.Flow => Flow,
+        TrainingStage.Consistency => [.. Consistency, .. Cfr, .. ConvIn, .. (FullUnet ? Full : [])],
+        _ => [.. Quality, .. ConvIn, .. (FullUnet ? Full : [])],
+    };
 
     /// <summary>Sets requires_grad: true exactly for <see cref="TrainableIn"/>(stage), false for everything else (SPyNet, VAE included).</summary>
     public void SetStage(TrainingStage stage)
@@ -93,6 +115,14 @@ public sealed class TrainingModel : IDisposable
         ArgumentNullException.ThrowIfNull(config);
         var dtype = config.Model.Dtype == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32;
         var options = new ModelOptions(device, dtype);
+        if (config.Model.Source == "compact")
+        {
+            var path = config.ResolvePath(config.Model.Compact!);
+            var compact = Directory.Exists(path) ? CompactDloral.Build(path, options) : CompactDloral.Load(path, options);
+            // All six adapters active, as the reference's training forward.
+            compact.Model.Configure(new DloralAdapterOptions(DloralStage.Full));
+            return new TrainingModel(compact.Model, fullUnet: false, compact);
+        }
         var folder = DiffusersFolder.Open(config.ResolvePath(config.Model.Diffusers));
         DloralModel model;
         if (config.Model.Source == "dloral")
@@ -136,5 +166,9 @@ public sealed class TrainingModel : IDisposable
         }
     }
 
-    public void Dispose() => Model.Dispose();
+    public void Dispose()
+    {
+        if (Compact is not null) Compact.Dispose();
+        else Model.Dispose();
+    }
 }

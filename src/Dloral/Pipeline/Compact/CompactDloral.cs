@@ -5,6 +5,7 @@ using Dloral.Nn;
 using Dloral.Pipeline.Codecs;
 using Dloral.Temporal;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -42,7 +43,7 @@ public sealed class CompactDloral : IDisposable
     /// <summary>Tensor name of the learned prompt embedding.</summary>
     public const string PromptName = "prompt_embeds";
 
-    private CompactDloral(CompactDloralConfig config, DloralModel model, Tensor prompt)
+    private CompactDloral(CompactDloralConfig config, DloralModel model, Parameter prompt)
     {
         Config = config;
         Model = model;
@@ -55,7 +56,7 @@ public sealed class CompactDloral : IDisposable
     public DloralModel Model { get; }
 
     /// <summary>[1,tokens,width] learned "empty prompt" the UNet's cross-attention sees (a parameter for trainers).</summary>
-    public Tensor PromptEmbeds { get; }
+    public Parameter PromptEmbeds { get; }
 
     /// <summary>Builds the model from models/compact-style files with deterministic random init (seed from the config).</summary>
     public static CompactDloral Build(string folder, ModelOptions? options = null) => Build(CompactDloralConfig.LoadFolder(folder), options);
@@ -86,7 +87,8 @@ public sealed class CompactDloral : IDisposable
             if (o.Device is { } device) { unet.to(device); cfr.to(device); codec.to(device); prompt = prompt.to(device); }
             if (o.DType != ScalarType.Float32) { unet.to(o.DType); cfr.to(o.DType); codec.ToDType(o.DType); prompt = prompt.to(o.DType); }
             var model = new DloralModel(codec, unet, cfr);
-            return new CompactDloral(config, model, prompt.DetachFromDisposeScope());
+            // A Parameter (frozen until a trainer turns requires_grad on): trainers treat it like any other weight.
+            return new CompactDloral(config, model, new Parameter(prompt.DetachFromDisposeScope(), requires_grad: false));
         }
         catch
         {
