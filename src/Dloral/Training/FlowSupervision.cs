@@ -92,6 +92,15 @@ public static class FlowSupervision
         return flow.to(clip.Hr.device);
     }
 
+    /// <summary>The true flows of a batch of image clips (all of one size), stacked: [n,2,S,S] on the first clip's device.</summary>
+    public static Tensor CameraFlow(IReadOnlyList<ClipSample> clips, int from, int to)
+    {
+        ArgumentNullException.ThrowIfNull(clips);
+        if (clips.Count == 0) throw new ArgumentException("CameraFlow: no clips", nameof(clips));
+        using var scope = NewDisposeScope();
+        return stack(clips.Select(c => CameraFlow(c, from, to)).ToArray()).MoveToOuterDisposeScope();
+    }
+
     /// <summary>
     /// The flow <paramref name="cfr"/> computes for the pair (its Forward's spynet(cur, prev), after the same
     /// downsampling), on the latent grid it warps with, in latent pixels. With autograd: the SPyNet parameters

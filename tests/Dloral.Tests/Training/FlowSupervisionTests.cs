@@ -54,6 +54,8 @@ public class FlowSupervisionTests(ITestOutputHelper output)
             ("rotation+zoom", new CameraMotion(0.7, -0.4, 0, 0, 1.5, 0.03)),
             ("everything", new CameraMotion(1.9, 1.2, -0.3, 0.2, -1.2, -0.02)),
         };
+        (float Linear, float All, float Ratio) worst = (0, 0, 0);
+        int cases = 0;
         foreach (var (name, motion) in motions)
         {
             int region = s + 2 * ImageClipDataset.MotionMargin(motion, s, t);
@@ -75,9 +77,12 @@ public class FlowSupervisionTests(ITestOutputHelper output)
                     Assert.True(per[0] < 1e-5f && per[1] < 1e-5f, what);
                     Assert.True(all < 1e-3f, what);
                     Assert.True(zero > 10 * all, what);
+                    worst = (Math.Max(worst.Linear, Math.Max(per[0], per[1])), Math.Max(worst.All, all), Math.Max(worst.Ratio, all / zero));
+                    cases++;
                 }
             }
         }
+        output.WriteLine($"{cases} cases: worst mean |warped − frame| linear channels {worst.Linear:E2}, all channels {worst.All:E2}, worst warped/zero-flow ratio {worst.Ratio:F3}");
         // No motion between a frame and itself.
         using var self = FlowSupervision.CameraFlow(motions[3].Motion, 6, s, 100, 2, 2);
         Assert.True(self.abs().max().item<float>() < 1e-4f);
@@ -89,9 +94,13 @@ public class FlowSupervisionTests(ITestOutputHelper output)
         using var testScope = NewDisposeScope();
         using var media = new MediaFolder();
         media.Image("a.png", ClipDatasetTests.Texture(300, 240, 9));
-        media.Image("b.png", ClipDatasetTests.Texture(260, 280, 11));
-        var ds = new ImageClipDataset(media.Dir, new ImageClipOptions { Frames = 3, CropSize = 64, Split = SplitPart.All, Augment = true, MaxRotationDeg = 1.5, MaxZoom = 0.02 });
+        // Red = x, green = y exactly (8-bit steps of 1/255 per pixel): bilinear sampling keeps them linear, so
+        // these clips check the flow to a few thousandths of a pixel.
+        media.Image("ramp.png", "nullsrc=s=250x240,geq=r='X':g='Y':b='128+90*sin(X/11)*cos(Y/13)',format=rgb24");
+        var ds = new ImageClipDataset(media.Dir, new ImageClipOptions { Frames = 3, CropSize = 64, Split = SplitPart.All, Augment = true, MaxRotationDeg = 1.5, MaxZoom = 0.02, PhotoScaleRange = [1, 1] });
         var seen = new HashSet<int>();
+        (float All, float Ratio) worstClip = (0, 0);
+        float worstRamp = 0;
         for (int seed = 0; seed < 16; seed++)
         {
             using var clip = ds.Get(seed % 2, seed);
@@ -99,13 +108,39 @@ public class FlowSupervisionTests(ITestOutputHelper output)
             foreach (var (from, to) in new[] { (1, 0), (2, 1) })
             {
                 using var flow = FlowSupervision.CameraFlow(clip, from, to);
-                var (_, all, zero) = WarpError(clip.Hr, flow, from, to);
-                string what = $"seed {seed} (dihedral {clip.DihedralIndex}, {clip.Motion}), {from}→{to}: warped {all:E2}, zero flow {zero:E2}";
+                var (per, all, zero) = WarpError(clip.Hr, flow, from, to);
+                string what = $"seed {seed} '{Path.GetFileName(clip.Source)}' (dihedral {clip.DihedralIndex}, {clip.Motion}), {from}→{to}: warped [{string.Join(", ", per.Select(v => v.ToString("E2")))}], zero flow {zero:E2}";
+                if (clip.Source.EndsWith("ramp.png", StringComparison.Ordinal))
+                {
+                    Assert.True(per[0] < 1e-5f && per[1] < 1e-5f, what);
+                    worstRamp = Math.Max(worstRamp, Math.Max(per[0], per[1]));
+                }
                 Assert.True(all < 2e-3f, what);
                 Assert.True(zero > 5 * all, what);
+                worstClip = (Math.Max(worstClip.All, all), Math.Max(worstClip.Ratio, all / zero));
             }
         }
+        output.WriteLine($"dataset clips, dihedrals {{{string.Join(",", seen.Order())}}}: worst mean |warped − frame| {worstClip.All:E2}, worst warped/zero-flow ratio {worstClip.Ratio:F3}, ramp channels {worstRamp:E2}");
+        Assert.True(worstRamp > 0, "no ramp clip was drawn");
         Assert.True(seen.Count >= 4, $"only dihedral indices {string.Join(",", seen)} were drawn");
+
+        // Photos rescaled by the dataset (area / bicubic resampling of the region) align as well; only the
+        // resampled texture's interpolation error grows.
+        var scaled = new ImageClipDataset(media.Dir, new ImageClipOptions { Frames = 3, CropSize = 64, Split = SplitPart.All, PhotoScaleRange = [0.4, 0.9] });
+        for (int seed = 0; seed < 6; seed++)
+        {
+            using var clip = scaled.Get(seed % 2, seed);
+            using var flow = FlowSupervision.CameraFlow(clip, 2, 0);
+            var (per, all, zero) = WarpError(clip.Hr, flow, 2, 0);
+            Assert.True(all < 3e-3f && zero > 5 * all, $"rescaled seed {seed} (dihedral {clip.DihedralIndex}): warped [{string.Join(", ", per.Select(v => v.ToString("E2")))}], zero flow {zero:E2}");
+        }
+
+        // The batch overload stacks the per-clip flows.
+        using var c0 = ds.Get(0, 3);
+        using var c1 = ds.Get(1, 4);
+        var batch = FlowSupervision.CameraFlow([c0, c1], 1, 0);
+        Assert.Equal(new long[] { 2, 2, 64, 64 }, batch.shape);
+        Assert.True(batch[0].eq(FlowSupervision.CameraFlow(c0, 1, 0)).all().item<bool>() && batch[1].eq(FlowSupervision.CameraFlow(c1, 1, 0)).all().item<bool>());
     }
 
     [Fact]
@@ -161,6 +196,17 @@ public class FlowSupervisionTests(ITestOutputHelper output)
             Assert.NotEmpty(grads);
             Assert.All(grads, g => Assert.True(g.norm > 0 && float.IsFinite(g.norm), $"{g.name}: gradient norm {g.norm}"));
             Assert.All(cfr.Attention.parameters(), p => Assert.True(p.grad is null || p.grad.abs().max().item<float>() == 0));
+        }
+
+        // Frames whose flow grid is not a multiple of 32 (SPyNet resizes internally): the gradient still arrives.
+        using (var cfr = new CrossFrameRetrieval(Compact) { EnforceReferenceMinimumSize = false })
+        {
+            var small = torch.rand([2, 2, 3, 128, 128]) * 2 - 1;
+            var flow = FlowSupervision.SpyNetFlow(cfr, small[.., 1], small[.., 0]);
+            Assert.Equal(new long[] { 2, 2, 16, 16 }, flow.shape);
+            var smallTrue = FlowSupervision.CameraFlow(motion, 0, 128, 160, 1, 0).unsqueeze(0).expand(2, -1, -1, -1);
+            FlowSupervision.EndPointError(flow, smallTrue, ignoreBorder: 1).backward();
+            Assert.All(cfr.SpyNet.parameters(), p => Assert.True(p.grad is not null && float.IsFinite(p.grad.norm().item<float>()) && p.grad.norm().item<float>() > 0));
         }
     }
 
