@@ -150,10 +150,7 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
         {
             var cur = down.narrow(1, 1, t - 1).reshape(n * (t - 1), 3, hd, wd);
             var prev = down.narrow(1, 0, t - 1).reshape(n * (t - 1), 3, hd, wd);
-            var flow = spynet.forward(cur, prev);
-            if (Config.FlowDownscale > 1) // coarse flow → latent grid, in latent pixels
-                flow = F.interpolate(flow, size: [hl, wl], mode: InterpolationMode.Bilinear, align_corners: false) * (double)Config.FlowDownscale;
-            flowsForward = flow.view(n, t - 1, 2, hl, wl);
+            flowsForward = LatentFlow(cur, prev, hl, wl).view(n, t - 1, 2, hl, wl);
         }
 
         var fused = latents.clone();
@@ -182,6 +179,28 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
             trace.FlowsForward = flowsForward?.MoveToOuterDisposeScope();
         }
         return new CrossFrameRetrievalOutput(fused.MoveToOuterDisposeScope(), weightMap.MoveToOuterDisposeScope(), aligned.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The flow <see cref="Forward"/> warps with: SPyNet from <paramref name="curDown"/> to <paramref name="prevDown"/>
+    /// (frames already downsampled by <see cref="CrossFrameRetrievalConfig.DownscaleFactor"/> × <see cref="CrossFrameRetrievalConfig.FlowDownscale"/>),
+    /// upsampled to the latent grid when FlowDownscale &gt; 1. One method for Forward and flow supervision, so
+    /// training sees exactly the flow inference uses. Differentiable w.r.t. the SPyNet parameters.
+    /// </summary>
+    /// <param name="curDown">[m,3,hd,wd] the frame the flow starts from (in [-1,1], as Forward passes them).</param>
+    /// <param name="prevDown">[m,3,hd,wd] the frame the flow points into.</param>
+    /// <param name="latentHeight">Latent grid height (frame height / DownscaleFactor).</param>
+    /// <param name="latentWidth">Latent grid width.</param>
+    /// <returns>[m,2,latentHeight,latentWidth] in latent pixels, x then y.</returns>
+    public Tensor LatentFlow(Tensor curDown, Tensor prevDown, long latentHeight, long latentWidth)
+    {
+        ArgumentNullException.ThrowIfNull(curDown);
+        ArgumentNullException.ThrowIfNull(prevDown);
+        using var scope = NewDisposeScope();
+        var flow = spynet.forward(curDown, prevDown);
+        if (Config.FlowDownscale > 1) // coarse flow → latent grid, in latent pixels
+            flow = F.interpolate(flow, size: [latentHeight, latentWidth], mode: InterpolationMode.Bilinear, align_corners: false) * (double)Config.FlowDownscale;
+        return flow.MoveToOuterDisposeScope();
     }
 
     /// <summary>
