@@ -64,6 +64,11 @@ public sealed class SpyNet : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Number of pyramid levels (coarsest first).</summary>
     public const int Levels = 6;
 
+    /// <summary>True for the parameters of a level's last conv (<c>basic_module.N.basic_module.4.conv.*</c>), the one that
+    /// outputs the residual flow: zeroing them makes a SPyNet that predicts zero flow (a from-scratch starting point).</summary>
+    public static bool IsLastLayerOfLevel(string name) =>
+        name.StartsWith("basic_module.", StringComparison.Ordinal) && name.Contains(".basic_module.4.", StringComparison.Ordinal);
+
     private readonly ModuleList<SpyNetBasicModule> basic_module;
     private readonly Tensor mean;
     private readonly Tensor std;

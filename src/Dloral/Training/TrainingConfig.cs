@@ -61,6 +61,12 @@ public sealed class DataSection
     public int Workers { get; set; } = 1;
     public int Prefetch { get; set; } = 2;
 
+    /// <summary>Image clips: camera speed range in HR pixels per frame (the motion CFR and the temporal loss see).</summary>
+    public double[] ShiftRange { get; set; } = [0.5, 4.0];
+
+    /// <summary>Image clips of the flow stage: camera speed range in HR pixels per frame (larger: SPyNet must learn real video motion).</summary>
+    public double[] FlowShiftRange { get; set; } = [0.0, 32.0];
+
     /// <summary>Fraction of files (by name hash) held out for validation.</summary>
     public double ValidationFraction { get; set; } = 0.1;
 }
@@ -223,6 +229,8 @@ public sealed class TrainingConfig
         if (Data.Scale < 1 || Data.Crop < 8 * Data.Scale || Data.Crop % (8 * Data.Scale) != 0)
             Fail($"data.crop {Data.Crop} must be a positive multiple of 8·scale = {8 * Data.Scale}");
         if (Data.Frames != 3) Fail($"data.frames {Data.Frames}: DLoRAL trains on 3-frame clips (windows (0,1) and (1,2))");
+        if (Data.ShiftRange is not [var s0, var s1] || s0 < 0 || s1 < s0 || Data.FlowShiftRange is not [var f0, var f1] || f0 < 0 || f1 < f0)
+            Fail("data.shift_range and data.flow_shift_range must be [min, max] with 0 <= min <= max (HR pixels per frame)");
         if (Losses.Perceptual is not ("resnet18" or "lpips" or "none")) Fail($"losses.perceptual '{Losses.Perceptual}': use 'resnet18', 'lpips' or 'none'");
         if (Losses.Perceptual == "lpips" && (string.IsNullOrEmpty(Losses.LpipsVgg) || string.IsNullOrEmpty(Losses.LpipsLin)))
             Fail("losses.perceptual 'lpips' needs losses.lpips_vgg (vgg16-397923af.pth) and losses.lpips_lin (lpips v0.1 vgg.pth)");
