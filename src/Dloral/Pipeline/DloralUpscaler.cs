@@ -102,23 +102,19 @@ public sealed class DloralUpscaler : IUpscaler
     /// <param name="options">Pipeline settings (<see cref="DloralVideoOptions.Prompt"/> is ignored: there is no text encoder).</param>
     /// <param name="ownsModel">Dispose the compact model with the upscaler.</param>
     public DloralUpscaler(CompactDloral compact, DloralVideoOptions options, bool ownsModel = true)
-        : this(compact?.Model ?? throw new ArgumentNullException(nameof(compact)), CopyPrompt(compact), CheckScale(compact, options), ownsModel: false)
+        : this(compact?.Model ?? throw new ArgumentNullException(nameof(compact)), CopyPrompt(compact, options), options, ownsModel: false)
     {
         if (ownsModel) _modelOwner = compact;
     }
 
-    private static Tensor CopyPrompt(CompactDloral compact)
-    {
-        using var mode = no_grad();
-        return compact.Prompt.detach().clone();
-    }
-
-    private static DloralVideoOptions CheckScale(CompactDloral compact, DloralVideoOptions options)
+    /// <summary>The learned prompt, copied (the upscaler owns its prompt), after checking the scale so nothing is left on failure.</summary>
+    private static Tensor CopyPrompt(CompactDloral compact, DloralVideoOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.Scale != compact.Config.Scale)
             throw new UpscaleOptionsException($"the compact DLoRAL model upscales x{compact.Config.Scale} only, --scale {options.Scale} was asked for", "scale");
-        return options;
+        using var mode = no_grad();
+        return compact.Prompt.detach().clone();
     }
 
     /// <inheritdoc/>
@@ -357,6 +353,7 @@ public sealed class DloralUpscaler : IUpscaler
         _promptEmbeds.Dispose();
         _cuts.Dispose();
         if (_ownsModel) _model.Dispose();
+        _modelOwner?.Dispose();
     }
 
     /// <summary>Everything computed once per frame: bicubic frame [1,3,H,W] in [0,1], scaled latent, gray map, cut signature.</summary>

@@ -100,6 +100,12 @@ public sealed class CompactModelCliTests : IDisposable
         Assert.Contains("--scale 4", r.Stderr);
         Assert.False(File.Exists(_media.PathOf("a.mkv")));
 
+        // The default --min-size 512: 128×96 is processed at 680×512 (CFR size check on) and resized back to exactly x4.
+        var big = _media.PathOf("big") + "/";
+        var b = CliRunner.Run("upscale", input, "-o", big, "--model", model, "--progress", "none");
+        Assert.True(b.ExitCode == 0, b.ToString());
+        Assert.Equal((2, 128, 96), Probe(big));
+
         // The default model (no --model), decided from where the weights were found.
         var found = new CompactModelLocation(model, [model]);
         var note = new StringWriter();
