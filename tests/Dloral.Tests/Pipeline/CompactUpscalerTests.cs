@@ -29,11 +29,11 @@ public class CompactUpscalerTests(ITestOutputHelper output)
         return CompactDloral.Load(path);
     }
 
-    /// <summary>4 lossless frames of a moving testsrc2 (64×48) as float [3,H,W] in [0,1], read through our media layer.</summary>
-    private static List<Tensor> Clip(TestMedia media)
+    /// <summary>4 lossless frames of a rotating testsrc2 (64×48, so the uncertainty map is not empty) as float [3,H,W] in [0,1], read through our media layer.</summary>
+    private static List<Tensor> Clip(TestMedia media, string source = "testsrc2=s=64x48:r=25,rotate=a=0.1*n")
     {
         string path = media.PathOf("clip.mkv");
-        TestMedia.Ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x48:r=25", "-frames:v", "4", "-c:v", "ffv1", "-pix_fmt", "bgr0", path);
+        TestMedia.Ffmpeg("-f", "lavfi", "-i", source, "-frames:v", "4", "-c:v", "ffv1", "-pix_fmt", "bgr0", path);
         using var src = FrameSource.Open(path);
         return src.Select(f => FrameTensors.ToTensor(f).DetachFromDisposeScope()).ToList();
     }
@@ -109,6 +109,44 @@ public class CompactUpscalerTests(ITestOutputHelper output)
         finally
         {
             DisposeAll(streamed);
+            DisposeAll(frames);
+        }
+    }
+
+    [Fact]
+    public void A_codec_factor_other_than_8_sets_the_process_size_latent_grid_and_uncertainty_map()
+    {
+        TorchRuntime.Initialize();
+        // The compact architecture with a 1/4 pixel-unshuffle (48-channel latents): nothing in the pipeline may assume 8.
+        string compactJson = File.ReadAllText(Path.Combine(Folder, "compact.json")).Replace("\"factor\": 8", "\"factor\": 4", StringComparison.Ordinal)
+            .Replace("\"scaling_factor\": 0.125", "\"scaling_factor\": 0.25", StringComparison.Ordinal);
+        string unetJson = File.ReadAllText(Path.Combine(Folder, "unet_config.json")).Replace(": 192,", ": 48,", StringComparison.Ordinal);
+        using var compact = CompactDloral.Build(CompactDloralConfig.Parse(compactJson, unetJson, "factor-4 test config"));
+        Assert.Equal(4, compact.Model.Codec.DownscaleFactor);
+        // 17×13 ×4 = 68×52: rounded down to a multiple of 4, not of 8.
+        Assert.Equal((52, 68), DloralUpscaler.ProcessSize(13, 17, 4, 52, 4));
+        Assert.Equal((48, 64), DloralUpscaler.ProcessSize(13, 17, 4, 52));
+        using var media = new TestMedia();
+        var frames = Clip(media).Take(3).ToList();
+        List<Tensor>? streamed = null;
+        try
+        {
+            using (var up = new DloralUpscaler(compact, Small, ownsModel: false)) streamed = Run(up, frames);
+            using var mode = inference_mode();
+            for (int k = 1; k < frames.Count; k++)
+            {
+                using var scope = NewDisposeScope();
+                var hr = stack([Bicubic(frames[k - 1], 192, 256), Bicubic(frames[k], 192, 256)], 1).mul(2.0).sub(1.0);
+                var uncertainty = compact.UncertaintyOf(hr);   // 1/8 map resized to the 48×64 latent grid, as in training
+                Assert.Equal(new long[] { 1, 1, 1, 48, 64 }, uncertainty.shape);
+                Assert.True(uncertainty.sum().item<float>() > 0, "the moving clip has uncertain regions");
+                using var step = compact.Model.Step(hr, uncertainty, compact.Prompt);
+                TensorAssert.Close(step.OutputImage.squeeze(0).add(1.0).div(2.0), streamed[k], 1e-5, 1e-5, $"frame {k} at f = 4");
+            }
+        }
+        finally
+        {
+            if (streamed is not null) DisposeAll(streamed);
             DisposeAll(frames);
         }
     }
