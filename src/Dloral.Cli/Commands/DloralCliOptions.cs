@@ -21,6 +21,7 @@ public sealed class DloralCliOptions
     private readonly Option<int> _tileOverlap = new("--tile-overlap") { Description = "DLoRAL: latent tile overlap (default 32).", DefaultValueFactory = _ => LatentTiler.DefaultOverlap };
     private readonly Option<string> _dtype = new("--dtype") { Description = "DLoRAL: compute precision: float32 (default) or bfloat16 (about 2x faster on CPUs with AVX512-BF16).", DefaultValueFactory = _ => "float32" };
     private readonly Option<int> _minSize = new("--min-size") { Description = "DLoRAL: shorter side (px) frames are brought up to before processing (default 512, as the reference; lower only for previews).", DefaultValueFactory = _ => 512 };
+    private readonly Option<bool> _noTemporal = new("--no-temporal") { Description = "DLoRAL: run each frame alone, without cross-frame retrieval (for comparisons)." };
     private readonly Option<bool> _verbose = new("--verbose") { Description = "DLoRAL: print temporal-window starts (clip start, scene cuts) on stderr." };
 
     private DloralCliOptions(Command command)
@@ -28,7 +29,7 @@ public sealed class DloralCliOptions
         _stage.AcceptOnlyFromAmong("0", "1");
         _colorFix.AcceptOnlyFromAmong("adain", "wavelet", "none");
         _dtype.AcceptOnlyFromAmong("float32", "bfloat16", "fp32", "bf16");
-        foreach (var o in new Option[] { _checkpoint, _prompt, _stage, _detail, _merge, _colorFix, _tile, _tileOverlap, _dtype, _minSize, _verbose })
+        foreach (var o in new Option[] { _checkpoint, _prompt, _stage, _detail, _merge, _colorFix, _tile, _tileOverlap, _dtype, _minSize, _noTemporal, _verbose })
             command.Add(o);
     }
 
@@ -49,6 +50,7 @@ public sealed class DloralCliOptions
             TileOverlap = parse.GetValue(_tileOverlap),
             DType = parse.GetValue(_dtype) is "bfloat16" or "bf16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32,
             MinimumProcessSide = parse.GetValue(_minSize),
+            FrameByFrame = parse.GetValue(_noTemporal),
             Log = parse.GetValue(_verbose) ? log : null,
         };
     }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Dloral.Checkpoints;
+using Dloral.Pipeline.Compact;
 
 namespace Dloral.Cli.Commands;
 
@@ -40,7 +41,9 @@ public static class ModelsCommand
             console.Out.WriteLine();
             console.Out.WriteLine("Shipped model folders: " + string.Join(", ", catalog.ShippedDirectories));
             console.Out.WriteLine("User model folder:     " + catalog.UserDirectory + " (set DLORAL_MODELS to change)");
-            console.Out.WriteLine("The DLoRAL model is not wired into 'upscale' yet; bicubic is the default.");
+            console.Out.WriteLine("Compact weights:       " + (Environment.GetEnvironmentVariable(CompactModelFile.EnvironmentVariable) is { Length: > 0 } env
+                ? env + $" (from {CompactModelFile.EnvironmentVariable})" : $"models/compact/{CompactDloral.WeightsFileName}, or compact.safetensors in the user folder (set {CompactModelFile.EnvironmentVariable} to override)"));
+            console.Out.WriteLine("Default for 'upscale': compact when its weights are found (x4), else bicubic.");
             return Task.FromResult(ExitCodes.Ok);
         }));
         return command;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Dloral.Media;
 using Dloral.Pipeline;
+using Dloral.Pipeline.Compact;
 
 namespace Dloral.Cli.Commands;
 
@@ -18,7 +19,13 @@ public static class UpscaleCommand
         };
         var scale = new Option<int>("--scale", "-s") { Description = "Magnification: 2, 3 or 4 (1 = no resize, measures the pipeline).", DefaultValueFactory = _ => 4 };
         scale.AcceptOnlyFromAmong("1", "2", "3", "4");
-        var model = new Option<string>("--model", "-m") { Description = "Model name (see 'dloral models') or model file path.", DefaultValueFactory = _ => "bicubic" };
+        var model = new Option<string?>("--model", "-m")
+        {
+            Description = "Model name (see 'dloral models') or model file path. Default: compact (the compact DLoRAL model, x4 only) when its " +
+                          "weights are found (models/compact/dloral_compact.safetensors beside the program or in the repository, or compact.safetensors " +
+                          $"in the user model folder; {CompactModelFile.EnvironmentVariable}=FILE overrides), else bicubic. Also: bicubic, lanczos, identity, " +
+                          "a compact weights file, a file from 'dloral convert', or a Stable Diffusion 2.1 folder with --checkpoint.",
+        };
         var codec = new Option<string>("--codec") { Description = "Video codec: h264 (default, CRF 18), h265, or ffv1 (lossless, best in .mkv).", DefaultValueFactory = _ => "h264" };
         codec.AcceptOnlyFromAmong("h264", "h265", "ffv1");
         var crf = new Option<int?>("--crf") { Description = "Quality for h264/h265: 0 (lossless) .. 51 (worst); default 18 (h264), 20 (h265)." };
@@ -49,7 +56,7 @@ public static class UpscaleCommand
             var options = new UpscaleOptions
             {
                 Scale = parse.GetValue(scale),
-                Model = parse.GetValue(model)!,
+                Model = parse.GetValue(model) ?? DefaultModel(parse.GetValue(scale), isQuiet ? null : console.Error),
                 Codec = parse.GetValue(codec) switch { "h265" => VideoCodec.H265, "ffv1" => VideoCodec.Ffv1, _ => VideoCodec.H264 },
                 Crf = parse.GetValue(crf),
                 Preset = parse.GetValue(preset),
@@ -89,5 +96,23 @@ public static class UpscaleCommand
             return ExitCodes.Ok;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// The model when --model is not given: the compact DLoRAL model when its weights are found and --scale is its
+    /// scale, else bicubic with a one-line note saying why (none when <paramref name="note"/> is null, i.e. --quiet).
+    /// </summary>
+    internal static string DefaultModel(int scale, TextWriter? note, CompactModelLocation? found = null)
+    {
+        var location = found ?? CompactModelFile.Locate();
+        if (location.Path is { } path)
+        {
+            int modelScale = CompactModelFile.ScaleOf(path);
+            if (modelScale == scale) return CompactModelFile.Name;
+            note?.WriteLine($"note: the compact DLoRAL model upscales x{modelScale} only; using bicubic for --scale {scale}");
+            return "bicubic";
+        }
+        note?.WriteLine($"note: {location.NotFoundMessage}; using bicubic");
+        return "bicubic";
     }
 }

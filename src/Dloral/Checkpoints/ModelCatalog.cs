@@ -1,4 +1,6 @@
+using System.Globalization;
 using Dloral.Pipeline;
+using Dloral.Pipeline.Compact;
 using TorchSharp;
 
 namespace Dloral.Checkpoints;
@@ -71,14 +73,31 @@ public sealed class ModelCatalog
         {
             var list = new List<ModelEntry>
             {
-                new("bicubic", ModelOrigin.BuiltIn, "Bicubic interpolation (PyTorch kernel, a = -0.75); the default until learned models land", null, [1, 2, 3, 4], true),
+                new("bicubic", ModelOrigin.BuiltIn, "Bicubic interpolation (PyTorch kernel, a = -0.75); the default when the compact DLoRAL weights are not found", null, [1, 2, 3, 4], true),
                 new("lanczos", ModelOrigin.BuiltIn, "Lanczos-3 interpolation (separable, Pillow's tap weights)", null, [1, 2, 3, 4], true),
                 new("identity", ModelOrigin.BuiltIn, "Passes frames through unchanged (--scale 1 only); measures the pipeline's own cost", null, [1], true),
             };
-            foreach (var dir in _shippedDirs) list.AddRange(FilesIn(dir, ModelOrigin.Shipped));
-            if (_userDir is not null) list.AddRange(FilesIn(_userDir, ModelOrigin.User));
+            var compact = CompactEntry();
+            list.Add(compact);
+            // A user-folder compact.safetensors is the compact entry itself, not a second model of the same name.
+            bool Other(ModelEntry e) => !string.Equals(e.Name, CompactModelFile.Name, StringComparison.OrdinalIgnoreCase) && e.Path != compact.Path;
+            foreach (var dir in _shippedDirs) list.AddRange(FilesIn(dir, ModelOrigin.Shipped).Where(Other));
+            if (_userDir is not null) list.AddRange(FilesIn(_userDir, ModelOrigin.User).Where(Other));
             return list;
         }
+    }
+
+    /// <summary>The compact DLoRAL model, found or not (then not loadable, and its description says where it was looked for).</summary>
+    private ModelEntry CompactEntry()
+    {
+        var location = CompactModelFile.Locate(this);
+        const string what = "Compact DLoRAL video model (pixel-unshuffle latents, x4 only; the default when found)";
+        if (location.Path is not { } path)
+            return new ModelEntry(CompactModelFile.Name, ModelOrigin.Shipped, $"{what}: not found (looked in: {string.Join(", ", location.Searched)})", null, [4], false);
+        bool user = _userDir is not null && path.StartsWith(System.IO.Path.GetFullPath(_userDir), StringComparison.Ordinal);
+        double mb = new FileInfo(path).Length / 1e6;
+        return new ModelEntry(CompactModelFile.Name, user ? ModelOrigin.User : ModelOrigin.Shipped,
+                              string.Create(CultureInfo.InvariantCulture, $"{what}: found, {mb:F1} MB"), path, [4], true);
     }
 
     private static IEnumerable<ModelEntry> FilesIn(string dir, ModelOrigin origin)
@@ -129,9 +148,13 @@ public sealed class ModelCatalog
                 _ => throw new InvalidOperationException($"built-in model '{entry.Name}' has no factory"),
             };
         }
-        var loader = LoaderFor(entry.Path!)
+        if (entry.Path is null)
+            throw new UpscaleOptionsException(entry.Name == CompactModelFile.Name
+                ? "--model compact: " + CompactModelFile.Locate(this).NotFoundMessage
+                : $"model '{entry.Name}' has no weights file", "model");
+        var loader = LoaderFor(entry.Path)
             ?? throw new UpscaleOptionsException($"model file {entry.Path}: no loader for '{System.IO.Path.GetExtension(entry.Path)}' files yet (learned models are not wired into the pipeline yet)", "model");
-        return loader(entry.Path!, scale, device);
+        return loader(entry.Path, scale, device);
     }
 
     private static string[] DefaultShippedDirs()

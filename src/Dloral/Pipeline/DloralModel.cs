@@ -165,6 +165,20 @@ public sealed class DloralModel : IDisposable
         return (unetIn.MoveToOuterDisposeScope(), moved);
     }
 
+    /// <summary>
+    /// The UNet input without a previous frame: scaled latent [n,C,h,w] → [z ‖ z] [n,2C,h,w] (no CFR, no warp), in the
+    /// UNet's dtype. Frame-by-frame restoration (<c>--no-temporal</c>) and trainers use it, so both see the same input.
+    /// </summary>
+    public Tensor SingleFrameInput(Tensor latentCur)
+    {
+        ArgumentNullException.ThrowIfNull(latentCur);
+        if (latentCur.dim() != 4 || latentCur.shape[1] != LatentChannels)
+            throw new ArgumentException($"the current latent must be [n,{LatentChannels},h,w], got [{string.Join(",", latentCur.shape)}]", nameof(latentCur));
+        using var scope = NewDisposeScope();
+        var z = latentCur.to(DTypeOf(Unet));
+        return cat([z, z], 1).MoveToOuterDisposeScope();
+    }
+
     /// <summary>UNet ε̂ for a 2C-channel input at <see cref="Timestep"/>; prompt embeddings [1 or n,tokens,width] (SD: 77×1024).</summary>
     public Tensor PredictNoise(Tensor unetInput, Tensor promptEmbeds)
     {
@@ -210,6 +224,20 @@ public sealed class DloralModel : IDisposable
         }
         var blended = tiler is null ? Tile(new LatentTile(0, 0, h, w)) : tiler.Run(h, w, Tile);
         return (blended.narrow(1, 0, c) - blended.narrow(1, c, c)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <see cref="DenoiseWindow"/> for one frame alone: scaled latent [n,C,h,w] → x_denoised [n,C,h,w] from the UNet on
+    /// <see cref="SingleFrameInput"/> (no CFR); with a <paramref name="tiler"/> the per-tile x = z − ε̂ are blended.
+    /// </summary>
+    public Tensor DenoiseSingleFrame(Tensor latentCur, Tensor promptEmbeds, LatentTiler? tiler = null)
+    {
+        ArgumentNullException.ThrowIfNull(latentCur);
+        using var scope = NewDisposeScope();
+        int h = (int)latentCur.shape[^2], w = (int)latentCur.shape[^1];
+        Tensor Tile(LatentTile t) => Denoise(SingleFrameInput(t.Slice(latentCur).contiguous()), promptEmbeds);
+        var x = tiler is null ? Tile(new LatentTile(0, 0, h, w)) : tiler.Run(h, w, Tile);
+        return x.MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using Dloral.Checkpoints;
 using Dloral.Diffusion;
+using Dloral.Pipeline.Compact;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,15 +9,18 @@ namespace Dloral.Pipeline;
 
 /// <summary>
 /// Where <c>dloral upscale --model</c> finds a DLoRAL model: (a) a Stable Diffusion 2.x diffusers folder with
-/// <c>--checkpoint model.pkl</c> (the official layout), or (b) a file written by <c>dloral convert</c> (a path, or a name
-/// in the model catalog's folders). Builds the <see cref="DloralUpscaler"/> with the prompt encoded once.
+/// <c>--checkpoint model.pkl</c> (the official layout), (b) a file written by <c>dloral convert</c> (a path, or a name
+/// in the model catalog's folders), or (c) the compact model: the name <c>compact</c> (see <see cref="CompactModelFile"/>)
+/// or a path to a compact weights file. Builds the <see cref="DloralUpscaler"/> with the prompt encoded once.
 /// </summary>
 public static class DloralModelSource
 {
 #pragma warning disable CA2255 // A library module initializer is intended here: it plugs the converted format into the catalog.
     [ModuleInitializer]
     internal static void RegisterWithCatalog() =>
-        ModelCatalog.RegisterLoader(".safetensors", (path, scale, device) => Open(path, new DloralVideoOptions { Scale = scale, Device = device }));
+        ModelCatalog.RegisterLoader(".safetensors", (path, scale, device) => CompactModelFile.IsCompactFile(path)
+            ? OpenCompact(path, new DloralVideoOptions { Scale = scale, Device = device })
+            : Open(path, new DloralVideoOptions { Scale = scale, Device = device }));
 #pragma warning restore CA2255
 
     /// <summary>
@@ -28,6 +32,11 @@ public static class DloralModelSource
         ArgumentNullException.ThrowIfNull(options);
         if (string.IsNullOrWhiteSpace(model)) return null;
         if (Directory.Exists(model)) return Open(model, options);
+        if (string.Equals(model, CompactModelFile.Name, StringComparison.OrdinalIgnoreCase) && !File.Exists(model))
+        {
+            var location = CompactModelFile.Locate(catalog);
+            return OpenCompact(location.Path ?? throw new UpscaleOptionsException("--model compact: " + location.NotFoundMessage, "model"), options);
+        }
         if (options.Checkpoint is not null)
             throw new UpscaleOptionsException($"--checkpoint goes with a Stable Diffusion diffusers folder as --model; '{model}' is not a folder", "checkpoint");
         var path = File.Exists(model) ? model : null;
@@ -36,7 +45,46 @@ public static class DloralModelSource
             var entry = (catalog ?? ModelCatalog.Default).Entries.FirstOrDefault(e => string.Equals(e.Name, model, StringComparison.OrdinalIgnoreCase));
             path = entry?.Path;
         }
+        if (path is not null && CompactModelFile.IsCompactFile(path)) return OpenCompact(path, options);
         return path is not null && DloralModelFile.IsDloralFile(path) ? Open(path, options) : null;
+    }
+
+    /// <summary>
+    /// Loads a compact weights file (<see cref="CompactDloral.Load"/>, in <see cref="DloralVideoOptions.DType"/> on its
+    /// device) and builds the upscaler with the model's learned prompt. The scale must be the model's.
+    /// </summary>
+    /// <exception cref="UpscaleOptionsException">Wrong scale, a --prompt or --checkpoint (the compact model has neither), or a bad file.</exception>
+    public static DloralUpscaler OpenCompact(string path, DloralVideoOptions options)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (!string.IsNullOrEmpty(options.Prompt))
+            throw new UpscaleOptionsException("--prompt: the compact DLoRAL model has no text encoder (it uses a learned prompt)", "prompt");
+        if (options.Checkpoint is not null)
+            throw new UpscaleOptionsException("--checkpoint goes with a Stable Diffusion diffusers folder, not with the compact model", "checkpoint");
+        CompactDloral compact;
+        try
+        {
+            // The scale is in the file's metadata: checked before the weights are read.
+            int scale = CompactModelFile.ScaleOf(path);
+            if (scale != options.Scale)
+                throw new UpscaleOptionsException($"the compact DLoRAL model {path} upscales x{scale} only; use --scale {scale} (got {options.Scale})", "scale");
+            compact = CompactDloral.Load(path, options.ModelOptions);
+        }
+        catch (Exception e) when (IsBadModelInput(e))
+        {
+            throw new UpscaleOptionsException($"cannot load compact DLoRAL model {path}: {e.Message}", "model");
+        }
+        try
+        {
+            return new DloralUpscaler(compact, options);
+        }
+        catch
+        {
+            compact.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Loads the model (folder + <see cref="DloralVideoOptions.Checkpoint"/>, or a converted file) and builds the upscaler.</summary>

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Dloral.Pipeline.Codecs;
+using Dloral.Pipeline.Compact;
 using Dloral.Temporal;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -11,7 +13,7 @@ public sealed class DloralStageTimes
     /// <summary>Bicubic resize, gray/uncertainty map, scene-cut signatures, resize back.</summary>
     public TimeSpan Prepare { get; internal set; }
 
-    /// <summary>VAE encoder (each frame once when caching is on).</summary>
+    /// <summary>Latent codec encoder: the (tiled) VAE, or the compact model's pixel-unshuffle (each frame once when caching is on).</summary>
     public TimeSpan VaeEncode { get; internal set; }
 
     /// <summary>Cross-frame retrieval (SPyNet, warp, attention).</summary>
@@ -20,7 +22,7 @@ public sealed class DloralStageTimes
     /// <summary>The one UNet step.</summary>
     public TimeSpan Unet { get; internal set; }
 
-    /// <summary>VAE decoder.</summary>
+    /// <summary>Latent codec decoder (the tiled VAE, or the pixel-shuffle of a compact model).</summary>
     public TimeSpan VaeDecode { get; internal set; }
 
     /// <summary>Colour fix against the bicubic frame.</summary>
@@ -29,7 +31,7 @@ public sealed class DloralStageTimes
     /// <summary>Frames produced.</summary>
     public long Frames { get; internal set; }
 
-    /// <summary>VAE encodes run (equals the frame count with caching, about twice without).</summary>
+    /// <summary>Codec encodes run (equals the frame count with caching, about twice without).</summary>
     public long Encodes { get; internal set; }
 }
 
@@ -39,6 +41,8 @@ public sealed class DloralStageTimes
 /// scene-cut signature) and cached for the next window; the window goes through CFR and the UNet (in Gaussian-blended
 /// latent tiles when the latent exceeds a tile), the tiled VAE decodes, the colour is fixed against the bicubic frame,
 /// and the result is resized to exactly <see cref="Scale"/> × the input size.
+/// Any <see cref="ILatentCodec"/> works: SD's VAE goes through <see cref="TiledVae"/>; other codecs (the compact model's
+/// lossless <see cref="PixelUnshuffleCodec"/>) are local and cheap, so they encode and decode whole frames directly.
 /// </summary>
 /// <remarks>
 /// Unlike the reference (which never writes frame 0) every frame is produced: a frame that starts a scene (frame 0, or
@@ -52,7 +56,10 @@ public sealed class DloralUpscaler : IUpscaler
     private readonly Tensor _promptEmbeds;
     private readonly DloralVideoOptions _options;
     private readonly LatentTiler _tiler;
-    private readonly TiledVae _vae;
+    // Null when the codec is not SD's VAE (then encode/decode go straight through the codec).
+    private readonly TiledVae? _vae;
+    // Disposed instead of the model when the upscaler was built from a compact model (it owns model and prompt).
+    private readonly IDisposable? _modelOwner;
     private readonly SceneCutDetector _cuts = new();
     private readonly Dictionary<long, FrameState> _cache = [];
     private readonly Dictionary<(int, int, int, int, string), ((Tensor, Tensor) Rows, (Tensor, Tensor) Cols)> _bands = [];
@@ -72,16 +79,42 @@ public sealed class DloralUpscaler : IUpscaler
         _promptEmbeds = promptEmbeds.DetachFromDisposeScope();
         _options = options;
         _tiler = new LatentTiler(options.TileSize, options.TileOverlap);
-        var vaeOptions = options.Vae;
-        // Workaround: TiledVae's shared-statistics pass downscales with antialiased bilinear interpolation, which libtorch
-        // does not implement for bfloat16 (crashes on frames that need VAE tiles). Until that runs in float32, bf16 VAEs
-        // normalise per tile.
-        if (model.Vae.parameters().First().dtype == ScalarType.BFloat16 && vaeOptions.Normalization == TileNormalization.DownscaledWhole)
-            vaeOptions = vaeOptions with { Normalization = TileNormalization.PerTile };
-        _vae = new TiledVae(model.Vae, vaeOptions);
+        if (model.Codec is VaeLatentCodec vae)
+        {
+            var vaeOptions = options.Vae;
+            // Workaround: TiledVae's shared-statistics pass downscales with antialiased bilinear interpolation, which libtorch
+            // does not implement for bfloat16 (crashes on frames that need VAE tiles). Until that runs in float32, bf16 VAEs
+            // normalise per tile.
+            if (vae.DType == ScalarType.BFloat16 && vaeOptions.Normalization == TileNormalization.DownscaledWhole)
+                vaeOptions = vaeOptions with { Normalization = TileNormalization.PerTile };
+            _vae = new TiledVae(vae.Vae, vaeOptions);
+        }
         if (model.Adapters != options.Adapters) model.Configure(options.Adapters);
         // Below the reference's 512-px process size the CFR's own assertion must be lifted (an explicit opt-in).
         model.Cfr.EnforceReferenceMinimumSize = options.MinimumProcessSide >= 512;
+    }
+
+    /// <summary>
+    /// The upscaler for a compact model (<see cref="CompactDloral"/>): its learned prompt is used as the prompt embeddings;
+    /// <see cref="DloralVideoOptions.Scale"/> must equal the model's scale.
+    /// </summary>
+    /// <param name="compact">The compact model.</param>
+    /// <param name="options">Pipeline settings (<see cref="DloralVideoOptions.Prompt"/> is ignored: there is no text encoder).</param>
+    /// <param name="ownsModel">Dispose the compact model with the upscaler.</param>
+    public DloralUpscaler(CompactDloral compact, DloralVideoOptions options, bool ownsModel = true)
+        : this(compact?.Model ?? throw new ArgumentNullException(nameof(compact)), CopyPrompt(compact, options), options, ownsModel: false)
+    {
+        if (ownsModel) _modelOwner = compact;
+    }
+
+    /// <summary>The learned prompt, copied (the upscaler owns its prompt), after checking the scale so nothing is left on failure.</summary>
+    private static Tensor CopyPrompt(CompactDloral compact, DloralVideoOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Scale != compact.Config.Scale)
+            throw new UpscaleOptionsException($"the compact DLoRAL model upscales x{compact.Config.Scale} only, --scale {options.Scale} was asked for", "scale");
+        using var mode = no_grad();
+        return compact.Prompt.detach().clone();
     }
 
     /// <inheritdoc/>
@@ -91,10 +124,10 @@ public sealed class DloralUpscaler : IUpscaler
     public int Scale => _options.Scale;
 
     /// <inheritdoc/>
-    public int FramesBefore => 1;
+    public int FramesBefore => _options.FrameByFrame ? 0 : 1;
 
     /// <inheritdoc/>
-    public int FramesAfter => _options.SceneStartNeighbor == SceneStartNeighbor.NextFrame ? 1 : 0;
+    public int FramesAfter => !_options.FrameByFrame && _options.SceneStartNeighbor == SceneStartNeighbor.NextFrame ? 1 : 0;
 
     /// <summary>The settings in use.</summary>
     public DloralVideoOptions Options => _options;
@@ -122,6 +155,13 @@ public sealed class DloralUpscaler : IUpscaler
         using var scope = NewDisposeScope();
         long n = window.FrameNumber;
         var cur = State(n, window.Current);
+        if (_options.FrameByFrame)
+        {
+            var single = Restore(null, cur, window.Current);
+            EvictBefore(n + 1);   // nothing is shared between frames
+            Timings.Frames++;
+            return single.MoveToOuterDisposeScope();
+        }
 
         FrameState? neighbour = null;
         WindowStartReason? start = null;
@@ -147,23 +187,30 @@ public sealed class DloralUpscaler : IUpscaler
 
         var result = Restore(neighbour!, cur, window.Current);
         // Frame n+1's window needs frame n (its previous); everything older can go.
-        foreach (var key in _cache.Keys.Where(k => k < n || !CacheLatents).ToList())
-        {
-            _cache[key].Dispose();
-            _cache.Remove(key);
-        }
+        EvictBefore(CacheLatents ? n : long.MaxValue);
         Timings.Frames++;
         return result.MoveToOuterDisposeScope();
     }
 
-    /// <summary>The processing size for an input of <paramref name="height"/>×<paramref name="width"/>: ×scale, shorter side
-    /// brought up to <see cref="DloralVideoOptions.MinimumProcessSide"/>, both sides rounded down to a multiple of 8.</summary>
-    public static (int Height, int Width) ProcessSize(int height, int width, int scale, int minimumSide)
+    private void EvictBefore(long frameNumber)
     {
+        foreach (var key in _cache.Keys.Where(k => k < frameNumber).ToList())
+        {
+            _cache[key].Dispose();
+            _cache.Remove(key);
+        }
+    }
+
+    /// <summary>The processing size for an input of <paramref name="height"/>×<paramref name="width"/>: ×scale, shorter side
+    /// brought up to <see cref="DloralVideoOptions.MinimumProcessSide"/>, both sides rounded down to a multiple of the
+    /// codec's downscale factor <paramref name="factor"/> (8 for SD's VAE).</summary>
+    public static (int Height, int Width) ProcessSize(int height, int width, int scale, int minimumSide, int factor = 8)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(factor, 1);
         double h = (double)height * scale, w = (double)width * scale;
         double k = Math.Max(1.0, minimumSide / Math.Min(h, w));
         int ph = (int)Math.Floor(h * k), pw = (int)Math.Floor(w * k);
-        return (Math.Max(8, ph - ph % 8), Math.Max(8, pw - pw % 8));
+        return (Math.Max(factor, ph - ph % factor), Math.Max(factor, pw - pw % factor));
     }
 
     private FrameState State(long frameNumber, Tensor frame)
@@ -182,35 +229,51 @@ public sealed class DloralUpscaler : IUpscaler
         using var scope = NewDisposeScope();
         var clock = Stopwatch.StartNew();
         int h = (int)frame.shape[1], w = (int)frame.shape[2];
-        var (ph, pw) = ProcessSize(h, w, Scale, _options.MinimumProcessSide);
+        int f = _model.Codec.DownscaleFactor;
+        var (ph, pw) = ProcessSize(h, w, Scale, _options.MinimumProcessSide, f);
         // Bicubic like the reference's PIL resize (a = −0.5); the model input, the colour-fix source and the gray map.
         var bicubic = Resize(frame.to(ScalarType.Float32).unsqueeze(0), ph, pw, ResampleKernel.Cubic(-0.5)).clamp_(0.0, 1.0);
         var u8 = bicubic.mul(255.0).round_().to_type(ScalarType.Byte);
-        var gray = UncertaintyMap.GraySmall(UncertaintyMap.GrayU8(u8));   // [1,1,h,w]
+        var gray = UncertaintyMap.GraySmall(UncertaintyMap.GrayU8(u8));   // [1,1,H/8,W/8] (resized to 1/f per window)
         var signature = _cuts.Signature(bicubic);
         signature.Thumbnail.DetachFromDisposeScope();
         signature.Histogram.DetachFromDisposeScope();
         Timings.Prepare += clock.Elapsed;
 
         clock.Restart();
-        var vaeType = _model.Vae.parameters().First().dtype;
-        var latent = (_vae.EncodeMean(bicubic.mul(2.0).sub_(1.0).to(vaeType)) * _model.ScalingFactor);
+        var codecType = _model.Codec.DType;
+        var latent = _vae is not null
+            ? _vae.EncodeMean(bicubic.mul(2.0).sub_(1.0).to(codecType)) * _model.ScalingFactor
+            : _model.EncodeLatents(bicubic.mul(2.0).sub_(1.0).to(codecType));
         Timings.VaeEncode += clock.Elapsed;
         Timings.Encodes++;
         var state = new FrameState(bicubic.DetachFromDisposeScope(), latent.DetachFromDisposeScope(), gray.DetachFromDisposeScope(), signature);
         return state;
     }
 
-    private Tensor Restore(FrameState previous, FrameState current, Tensor input)
+    /// <summary>
+    /// The restored current frame at output size, [3,H,W] in [0,1]; <paramref name="previous"/> null = frame by frame
+    /// (UNet input [z ‖ z], no CFR).
+    /// </summary>
+    private Tensor Restore(FrameState? previous, FrameState current, Tensor input)
     {
         using var scope = NewDisposeScope();
         long ph = current.Bicubic.shape[2], pw = current.Bicubic.shape[3];
-        int lh = (int)current.Latent.shape[2], lw = (int)current.Latent.shape[3];
+        int lh = (int)current.Latent.shape[2], lw = (int)current.Latent.shape[3], f = _model.Codec.DownscaleFactor;
         var clock = Stopwatch.StartNew();
-        var frames = stack([previous.Bicubic, current.Bicubic], 1).mul_(2.0).sub_(1.0);       // [1,2,3,H,W] in [-1,1]
-        var latents = stack([previous.Latent, current.Latent], 1);                            // [1,2,4,h,w]
-        var uncertainty = UncertaintyMap.ForWindow(cat([previous.Gray, current.Gray], 0))    // [1,1,1,h,w]
-            .to(frames.device);
+        Tensor? frames = null, latents = null, uncertainty = null;
+        if (previous is not null)
+        {
+            frames = stack([previous.Bicubic, current.Bicubic], 1).mul_(2.0).sub_(1.0);       // [1,2,3,H,W] in [-1,1]
+            latents = stack([previous.Latent, current.Latent], 1);                            // [1,2,C,h,w]
+            uncertainty = UncertaintyMap.ForWindow(cat([previous.Gray, current.Gray], 0))    // [1,1,1,H/8,W/8]
+                .to(frames.device);
+            // The map is defined at 1/8 (the reference); other codecs get it resized to their latent grid, exactly as
+            // CompactDloral.UncertaintyOf does for training.
+            if (uncertainty.shape[3] != lh || uncertainty.shape[4] != lw)
+                uncertainty = nn.functional.interpolate(uncertainty.view(1, 1, uncertainty.shape[3], uncertainty.shape[4]), size: [lh, lw],
+                                                        mode: InterpolationMode.Nearest).view(1, 1, 1, lh, lw);
+        }
         Timings.Prepare += clock.Elapsed;
 
         TimeSpan cfr = TimeSpan.Zero, unet = TimeSpan.Zero;
@@ -218,8 +281,13 @@ public sealed class DloralUpscaler : IUpscaler
         {
             using var s = NewDisposeScope();
             var c = Stopwatch.StartNew();
-            var (unetIn, retrieval) = _model.Fuse(tile.Slice(frames, 8).contiguous(), tile.Slice(latents).contiguous(), tile.Slice(uncertainty).contiguous());
-            retrieval.Dispose();
+            Tensor unetIn;
+            if (frames is null) unetIn = _model.SingleFrameInput(tile.Slice(current.Latent).contiguous());
+            else
+            {
+                (unetIn, var retrieval) = _model.Fuse(tile.Slice(frames, f).contiguous(), tile.Slice(latents!).contiguous(), tile.Slice(uncertainty!).contiguous());
+                retrieval.Dispose();
+            }
             cfr += c.Elapsed;
             c.Restart();
             var x = _model.Denoise(unetIn, _promptEmbeds).to(ScalarType.Float32);
@@ -231,8 +299,11 @@ public sealed class DloralUpscaler : IUpscaler
         Timings.Unet += unet;
 
         clock.Restart();
-        var vaeType = _model.Vae.parameters().First().dtype;
-        var image = _vae.Decode(denoised.div(_model.ScalingFactor).to(vaeType)).to(ScalarType.Float32).clamp_(-1.0, 1.0).add_(1.0).div_(2.0);
+        var codecType = _model.Codec.DType;
+        var decoded = _vae is not null
+            ? _vae.Decode(denoised.div(_model.ScalingFactor).to(codecType))
+            : _model.Codec.Decode(denoised.to(codecType));
+        var image = decoded.to(ScalarType.Float32).clamp_(-1.0, 1.0).add_(1.0).div_(2.0);
         Timings.VaeDecode += clock.Elapsed;
 
         clock.Restart();
@@ -282,6 +353,7 @@ public sealed class DloralUpscaler : IUpscaler
         _promptEmbeds.Dispose();
         _cuts.Dispose();
         if (_ownsModel) _model.Dispose();
+        _modelOwner?.Dispose();
     }
 
     /// <summary>Everything computed once per frame: bicubic frame [1,3,H,W] in [0,1], scaled latent, gray map, cut signature.</summary>

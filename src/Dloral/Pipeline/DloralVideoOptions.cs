@@ -77,6 +77,12 @@ public sealed record DloralVideoOptions
     /// <summary>Detect scene cuts and start a new window at each (default on).</summary>
     public bool DetectSceneCuts { get; init; } = true;
 
+    /// <summary>
+    /// Restore every frame alone, without cross-frame retrieval or a previous frame: the UNet sees [z ‖ z] (see
+    /// <see cref="DloralModel.SingleFrameInput"/>). For comparisons with the temporal model; default off.
+    /// </summary>
+    public bool FrameByFrame { get; init; }
+
     /// <summary>Receives one-line diagnostics (window starts, tiling) when set.</summary>
     public Action<string>? Log { get; init; }
 
