@@ -247,11 +247,15 @@ public sealed class Trainer : IDisposable
         var images = new List<Tensor>();
         var xs = new List<Tensor>();
         Tensor? uncertaintyLast = null;
-        for (int i = 0; i + 1 < t; i++)
+        // The base stage is single-frame SR: the clip's frames are near-duplicates, so one window (the last) carries
+        // nearly all of the clip's information at half the cost.
+        int firstWindow = weights.Stage == TrainingStage.Base ? (int)t - 2 : 0;
+        for (int i = firstWindow; i + 1 < t; i++)
         {
             var frames = src.narrow(0, i, 2).unsqueeze(0);
             var lat = latents.narrow(0, i, 2).unsqueeze(0);
-            var unc = UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device);
+            var unc = weights.Stage == TrainingStage.Base ? zeros([1, 1, 1, size / 8, width / 8], device: _device)
+                : UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device);
             var unetIn = UnetInput(frames, lat, unc, weights.Stage);
             var x = model.Denoise(unetIn, _promptEmbeds);
             images.Add(model.DecodeLatents(x));
@@ -262,7 +266,7 @@ public sealed class Trainer : IDisposable
         Tensor l2 = zeros(1, device: _device).squeeze(), perc = l2, temporal = l2, csd = l2;
         for (int i = 0; i < images.Count; i++)
         {
-            var target = tgt.narrow(0, i + 1, 1);
+            var target = tgt.narrow(0, firstWindow + i + 1, 1);
             l2 = l2 + ReconstructionLoss.L2(images[i], target);
             if (_perceptual is not null && weights.Lpips != 0) perc = perc + _perceptual.Compute(images[i], target);
         }
@@ -284,7 +288,13 @@ public sealed class Trainer : IDisposable
             foreach (var x in xs) csd = csd + _csd.Compute(x, _promptEmbeds, _negativeEmbeds!, noise, generator);
         }
         var total = l2 * weights.L2 + perc * weights.Lpips + temporal * weights.Temporal + csd * weights.Csd;
-        var terms = new LossTerms(l2.item<float>(), perc.item<float>(), temporal.item<float>(), csd.item<float>(), total.item<float>());
+        double baseline;
+        using (no_grad())
+        {
+            using var b = ReconstructionLoss.L2(src.narrow(0, firstWindow + 1, images.Count).to_type(ScalarType.Float32), tgt.narrow(0, firstWindow + 1, images.Count));
+            baseline = b.item<float>() * images.Count; // summed over windows like l2
+        }
+        var terms = new LossTerms(l2.item<float>(), perc.item<float>(), temporal.item<float>(), csd.item<float>(), total.item<float>(), baseline);
         return (total.MoveToOuterDisposeScope(), terms);
     }
 
@@ -300,15 +310,17 @@ public sealed class Trainer : IDisposable
         var up = F.interpolate(clip.Lr!.to(ScalarType.Float32, _device), size: [size, width], mode: InterpolationMode.Bicubic, align_corners: false).clamp(0, 1);
         var src = (up * 2 - 1).to_type(_dtype);
         Tensor epe = zeros(1, device: _device).squeeze();
+        double zeroFlow = 0;
         long windows = hr.shape[0] - 1;
         for (int i = 1; i <= windows; i++)
         {
             var predicted = FlowSupervision.SpyNetFlow(Model.Model.Cfr, src.narrow(0, i, 1), src.narrow(0, i - 1, 1));
             var truth = FlowSupervision.CameraFlow(clip.Sample, i, i - 1).unsqueeze(0).to(_device);
             epe = epe + FlowSupervision.EndPointError(predicted.to_type(ScalarType.Float32), truth, ignoreBorder: 1) / windows;
+            using (no_grad()) zeroFlow += FlowSupervision.EndPointError(zeros_like(predicted, dtype: ScalarType.Float32), truth, ignoreBorder: 1).item<float>() / windows;
         }
         var value = epe.item<float>();
-        return (epe.MoveToOuterDisposeScope(), new LossTerms(0, 0, 0, 0, value));
+        return (epe.MoveToOuterDisposeScope(), new LossTerms(0, 0, 0, 0, value, zeroFlow));
     }
 
     /// <summary>
@@ -330,11 +342,7 @@ public sealed class Trainer : IDisposable
     /// </summary>
     private Tensor UnetInput(Tensor frames, Tensor latents, Tensor uncertainty, TrainingStage stage)
     {
-        if (stage == TrainingStage.Base)
-        {
-            var cur = latents.select(1, 1);
-            return cat([cur, cur], 1);
-        }
+        if (stage == TrainingStage.Base) return Model.Model.SingleFrameInput(latents.select(1, 1)); // as `upscale --no-temporal`
         var (unetIn, retrieval) = Model.Model.Fuse(frames, latents, uncertainty);
         retrieval.Dispose();
         return unetIn;
@@ -351,7 +359,7 @@ public sealed class Trainer : IDisposable
         Model.SetStage(weights.Stage);
         Model.ZeroGrad();
         int accum = Config.Optimizer.GradientAccumulation;
-        double l2 = 0, perc = 0, temporal = 0, csd = 0, total = 0;
+        double l2 = 0, perc = 0, temporal = 0, csd = 0, total = 0, baseline = 0;
         for (int m = 0; m < accum; m++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -362,9 +370,25 @@ public sealed class Trainer : IDisposable
             using var scope = NewDisposeScope();
             var (loss, terms) = Forward(clip, weights, gen);
             (loss / accum).backward();
-            l2 += terms.L2 / accum; perc += terms.Perceptual / accum; temporal += terms.Temporal / accum; csd += terms.Csd / accum; total += terms.Total / accum;
+            l2 += terms.L2 / accum; perc += terms.Perceptual / accum; temporal += terms.Temporal / accum; csd += terms.Csd / accum; total += terms.Total / accum; baseline += terms.Baseline / accum;
         }
-        return (weights, new LossTerms(l2, perc, temporal, csd, total));
+        return (weights, new LossTerms(l2, perc, temporal, csd, total, baseline));
+    }
+
+    /// <summary>
+    /// The learning rate of a step: the stage's, and in the last <see cref="OptimizerSection.BaseDecayFraction"/> of the base
+    /// stage decaying linearly to a tenth (a function of the step alone, so a resumed run follows the same curve).
+    /// </summary>
+    public double LearningRateAt(StageWeights w)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        double lr = Config.Optimizer.LearningRateOf(w.Stage);
+        long baseSteps = Schedule.Options.BaseSteps;
+        double fraction = Config.Optimizer.BaseDecayFraction;
+        if (w.Stage != TrainingStage.Base || fraction <= 0) return lr;
+        long start = (long)Math.Floor(baseSteps * (1 - fraction));
+        if (w.Step < start) return lr;
+        return lr * (1 - 0.9 * (w.Step - start + 1) / (double)(baseSteps - start));
     }
 
     /// <summary>Clips the gradients of the stage's parameters, applies AdamW to them only, drops all gradients and advances the step.</summary>
@@ -372,7 +396,7 @@ public sealed class Trainer : IDisposable
     {
         var trainable = Model.TrainableIn(Model.Stage);
         double norm = AdamWOptimizer.ClipGradNorm(trainable.Select(p => p.Param), Config.Optimizer.MaxGradNorm);
-        Optimizer.Step(trainable.Select(p => (p.Name, p.Param)), Config.Optimizer.LearningRateOf(Model.Stage));
+        Optimizer.Step(trainable.Select(p => (p.Name, p.Param)), LearningRateAt(Schedule.At(Step)));
         Model.ZeroGrad();
         Step++;
         return norm;
@@ -400,7 +424,7 @@ public sealed class Trainer : IDisposable
         }
         double norm = ApplyUpdate();
         var record = new StepRecord(Step, w.Step, w.Stage.ToString().ToLowerInvariant(), w.Phase, w.Progress, w.L2, w.Lpips, w.Csd, w.Temporal,
-            terms.L2, terms.Perceptual, terms.Temporal, terms.Csd, terms.Total, norm, Config.Optimizer.LearningRateOf(w.Stage), clock.Elapsed.TotalSeconds);
+            terms.L2, terms.Perceptual, terms.Temporal, terms.Csd, terms.Total, norm, LearningRateAt(w), clock.Elapsed.TotalSeconds, terms.Baseline);
         _log.Write(record);
         return record;
     }

@@ -112,6 +112,9 @@ public sealed class OptimizerSection
     /// <summary>Learning rate of the base stage (a from-scratch UNet wants more than adapters do); null = <see cref="LearningRate"/>.</summary>
     public double? BaseLearningRate { get; set; }
 
+    /// <summary>Fraction of the base stage at its end over which its learning rate falls linearly to a tenth (0 = constant).</summary>
+    public double BaseDecayFraction { get; set; }
+
     /// <summary>Learning rate of the flow stage (SPyNet from scratch); null = <see cref="LearningRate"/>.</summary>
     public double? FlowLearningRate { get; set; }
 
@@ -222,6 +225,7 @@ public sealed class TrainingConfig
         if (Model.Source == "compact" && Losses.CsdTeacher is not null) Fail("losses.csd_teacher: the compact model has no text-conditioned SD teacher; leave it null");
         if (Model.Source == "dloral" && (Schedule.BaseSteps > 0 || Schedule.FlowSteps > 0)) Fail("schedule.base_steps / flow_steps are for models trained from scratch ('scratch', 'compact'), not a pretrained DLoRAL");
         if (Schedule.FlowSteps > 0 && Data.Kind != "images") Fail("schedule.flow_steps needs data.kind 'images': the flow stage learns the exact flow of the synthetic camera motion");
+        if (Optimizer.BaseDecayFraction is < 0 or > 1) Fail("optimizer.base_decay_fraction must be in [0, 1]");
         if (Optimizer.BaseLearningRate is <= 0 || Optimizer.FlowLearningRate is <= 0) Fail("optimizer.base_learning_rate / flow_learning_rate must be > 0");
         if (Model.Source == "dloral" && string.IsNullOrEmpty(Model.Checkpoint)) Fail("model.checkpoint is required for source 'dloral'");
         if (Model.Dtype is not ("float32" or "bfloat16")) Fail($"model.dtype '{Model.Dtype}': use 'float32' or 'bfloat16'");

@@ -6,7 +6,9 @@ using System.Text.Json.Serialization;
 namespace Dloral.Training;
 
 /// <summary>The loss terms of one step (unweighted values and the weighted total).</summary>
-public sealed record LossTerms(double L2, double Perceptual, double Temporal, double Csd, double Total);
+/// <summary>Unweighted loss terms of a step. <paramref name="Baseline"/> is the do-nothing answer's loss: L2 of the bicubic
+/// input against the ground truth (the flow stage: the end-point error of zero flow) — the model must get below it.</summary>
+public sealed record LossTerms(double L2, double Perceptual, double Temporal, double Csd, double Total, double Baseline = 0);
 
 /// <summary>One line of train_log.jsonl. <paramref name="Step"/> counts completed steps (1 = the first);
 /// <paramref name="ScheduleStep"/> = Step − 1 is the reference's global_step whose λs and stage were used.</summary>
@@ -14,7 +16,7 @@ public sealed record StepRecord(
     long Step, long ScheduleStep, string Stage, string Phase, double? Progress,
     double LambdaL2, double LambdaLpips, double LambdaCsd, double LambdaTemporal,
     double LossL2, double LossPerceptual, double LossTemporal, double LossCsd, double Loss,
-    double GradNorm, double Lr, double Seconds)
+    double GradNorm, double Lr, double Seconds, double LossBaseline = 0)
 {
     public string Type => "step";
 }
@@ -56,7 +58,17 @@ public sealed class TrainingLog : IDisposable
 
     public string? Path { get; }
 
-    public void Write(StepRecord record) => _file?.WriteLine(JsonSerializer.Serialize(record, JsonOptions));
+    public void Write(StepRecord record)
+    {
+        _file?.WriteLine(JsonSerializer.Serialize(record, JsonOptions));
+        _sumLoss += record.Stage == "flow" ? record.Loss : record.LossL2; // the term the baseline is comparable with
+        _sumBaseline += record.LossBaseline;
+        _count++;
+    }
+
+    // Per-clip losses vary tenfold with the content: the progress line shows the means since the last line.
+    private double _sumLoss, _sumBaseline;
+    private int _count;
 
     public void Write(ValidationRecord record)
     {
@@ -74,8 +86,12 @@ public sealed class TrainingLog : IDisposable
         double perStep = (_clock.Elapsed.TotalSeconds + _firstSeconds) / done;
         var eta = TimeSpan.FromSeconds(Math.Max(0, totalSteps - r.Step) * perStep);
         _console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"step {r.Step}/{totalSteps} [{r.Phase}] loss {r.Loss:F5} (l2 {r.LossL2:F5} perc {r.LossPerceptual:F4} temp {r.LossTemporal:F5} csd {r.LossCsd:F4}) {perStep:F2} s/step ETA {eta:hh\\:mm\\:ss}"));
+            $"step {r.Step}/{totalSteps} [{r.Phase}] loss {r.Loss:F5} (l2 {r.LossL2:F5} perc {r.LossPerceptual:F4} temp {r.LossTemporal:F5} csd {r.LossCsd:F4}) mean {(r.Stage == "flow" ? "epe" : "l2")} {MeanOf(_sumLoss)} vs input {MeanOf(_sumBaseline)} {perStep:F2} s/step ETA {eta:hh\\:mm\\:ss}"));
+        _sumLoss = _sumBaseline = 0;
+        _count = 0;
     }
+
+    private string MeanOf(double sum) => _count == 0 ? "-" : (sum / _count).ToString("F5", CultureInfo.InvariantCulture);
 
     public void Message(string text)
     {

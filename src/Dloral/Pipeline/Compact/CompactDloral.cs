@@ -77,6 +77,15 @@ public sealed class CompactDloral : IDisposable
             cfr = new CrossFrameRetrieval(config.Cfr) { EnforceReferenceMinimumSize = false };
             // Re-initialised from a private generator: the global one is shared with whatever else runs in the process.
             using (var g = new Generator((ulong)config.Seed)) { Initialize(unet, g); Initialize(cfr, g); }
+            // The untrained model is the identity on its input (ε̂ = 0 → z − ε̂ = z, the bicubic frame with a lossless codec),
+            // so training starts at bicubic quality and only has to learn the correction; SPyNet starts from zero flow.
+            using (no_grad())
+            {
+                foreach (var (name, p) in unet.named_parameters())
+                    if (name.StartsWith("conv_out.", StringComparison.Ordinal) && !name.Contains("lora_", StringComparison.Ordinal)) p.zero_();
+                foreach (var (name, p) in cfr.SpyNet.named_parameters())
+                    if (SpyNet.IsLastLayerOfLevel(name)) p.zero_();
+            }
             var targets = DloralAdapters.TargetsOf(unet);
             using (var g = new Generator((ulong)(config.Seed + 1)))
                 DloralAdapters.Inject(unet, targets, config.RankQuality, config.RankConsistency, config.LoraAlpha, g);

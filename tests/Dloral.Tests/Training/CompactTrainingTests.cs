@@ -1,0 +1,215 @@
+using Dloral.Pipeline.Compact;
+using Dloral.Tests.Support;
+using Dloral.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dloral.Tests.Training;
+
+/// <summary>
+/// The trainer on the shipped compact model (source "compact"): base (single-frame SR) and flow (SPyNet) stages before
+/// the reference's schedule, which parameters train in each, resume equality across the stage boundaries, export.
+/// </summary>
+public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
+{
+    private static string TempDir(string tag) => Directory.CreateTempSubdirectory($"dloral-ctrain-{tag}-").FullName;
+
+    /// <summary>models/compact at 64² crops: base 0–1, flow 2–3, then consistency 4–5, → enhancement 6, enhancement 7–….</summary>
+    private static TrainingConfig Compact(string data, string output, Action<TrainingConfig>? edit = null)
+    {
+        var c = new TrainingConfig { BaseDirectory = output, Output = output, Steps = 8, CheckpointEvery = 0, ValidateEvery = 0, LogEvery = 0 };
+        c.Model.Source = "compact";
+        c.Model.Compact = CompactDloral.FindModelFolder(GoldenData.RepoRoot) ?? throw new DirectoryNotFoundException("models/compact");
+        c.Data.Folder = data;
+        c.Data.Crop = 64;
+        c.Data.Degradation = "light";
+        c.Data.VideoCompression = false;
+        c.Losses.Perceptual = "none";
+        c.Losses.CsdTeacher = null;
+        c.Optimizer.LearningRate = 1e-3;
+        c.Optimizer.WeightDecay = 0; // so a zero gradient means an unchanged weight
+        c.Schedule = new StageScheduleOptions { BaseSteps = 2, FlowSteps = 2, ConsistencyEnd = 1, EnhancementEnd = 4, SecondConsistencySteps = 2, TransitionSteps = 1, LambdaLpips = 0 };
+        edit?.Invoke(c);
+        c.Validate();
+        return c;
+    }
+
+    private static Dictionary<string, Tensor> Snapshot(TrainingModel model) => model.All.ToDictionary(p => p.Name, p => p.Param.detach().clone());
+
+    [Fact]
+    public void The_untrained_compact_model_is_the_identity_on_its_bicubic_input()
+    {
+        var dir = TempDir("identity");
+        try
+        {
+            using var trainer = new Trainer(Compact(photos.Dir, dir));
+            var (weights, terms) = trainer.AccumulateGradients();
+            Assert.Equal(TrainingStage.Base, weights.Stage);
+            // Zero-initialised conv_out + a lossless codec: the output is the bicubic frame, so its L2 is the baseline's.
+            Assert.True(terms.Baseline > 1e-4, $"baseline {terms.Baseline}");
+            Assert.Equal(terms.Baseline, terms.L2, terms.Baseline * 1e-4);
+            trainer.Model.ZeroGrad();
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Base_flow_consistency_and_enhancement_train_their_parameters_only()
+    {
+        var dir = TempDir("stages");
+        try
+        {
+            using var trainer = new Trainer(Compact(photos.Dir, dir));
+            var m = trainer.Model;
+            Assert.NotNull(m.Compact);
+            Assert.Contains(m.Full, p => p.Name == CompactDloral.PromptName);
+            Assert.NotEmpty(m.Flow);
+            Assert.All(m.Flow, p => Assert.StartsWith("cfr.spynet.", p.Name));
+            var expected = new[]
+            {
+                TrainingStage.Base, TrainingStage.Base, TrainingStage.Flow, TrainingStage.Flow,
+                TrainingStage.Consistency, TrainingStage.Consistency, TrainingStage.Enhancement, TrainingStage.Enhancement,
+            };
+            for (int step = 0; step < expected.Length; step++)
+            {
+                var (weights, terms) = trainer.AccumulateGradients();
+                var stage = expected[step];
+                Assert.Equal(stage, weights.Stage);
+                Assert.True(double.IsFinite(terms.Total), $"step {step}: loss {terms.Total}");
+                var trainable = m.TrainableIn(stage).Select(p => p.Name).ToHashSet();
+                IReadOnlyList<NamedParameter>[] groups = stage switch
+                {
+                    TrainingStage.Base => [m.Full, m.ConvIn],
+                    TrainingStage.Flow => [m.Flow],
+                    TrainingStage.Consistency => [m.Consistency, m.Cfr, m.ConvIn],
+                    _ => [m.Quality, m.ConvIn],
+                };
+                Assert.Equal(groups.Sum(g => g.Count), trainable.Count);
+                Assert.All(m.All.Where(p => !trainable.Contains(p.Name)), p => Assert.True(p.Param.grad is null, $"step {step}: frozen {p.Name} got a gradient in {stage}"));
+                // Zero-initialised output layers (conv_out, SPyNet's last convs) pass no gradient back on a stage's first
+                // step; from the second step on every group learns.
+                if (step is 1 or 3 or 5 or 7)
+                    foreach (var group in groups)
+                    {
+                        double norm = group.Sum(p => p.Param.grad is { } g ? g.abs().sum().item<float>() : 0);
+                        Assert.True(norm > 0, $"step {step}: group of {group[0].Name} has zero gradient in {stage}");
+                    }
+                var before = Snapshot(m);
+                trainer.ApplyUpdate();
+                foreach (var p in m.All.Where(p => !trainable.Contains(p.Name)))
+                    Assert.True(before[p.Name].eq(p.Param).all().item<bool>(), $"step {step}: frozen {p.Name} changed in {stage}");
+                Assert.Contains(m.All, p => trainable.Contains(p.Name) && !before[p.Name].eq(p.Param).all().item<bool>());
+                foreach (var t in before.Values) t.Dispose();
+            }
+            // The base weights trained in the base stage only (2 updates), conv_in in every stage but flow.
+            Assert.Equal(2, trainer.Optimizer.StepsOf(m.Full[0].Name));
+            Assert.Equal(2, trainer.Optimizer.StepsOf(m.Flow[0].Name));
+            Assert.Equal(6, trainer.Optimizer.StepsOf(m.ConvIn[0].Name));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Resuming_across_the_base_flow_and_consistency_boundaries_equals_a_straight_run()
+    {
+        var straightDir = TempDir("straight");
+        var resumedDir = TempDir("resumed");
+        try
+        {
+            IReadOnlyList<StepRecord> straight;
+            Dictionary<string, Tensor> straightWeights;
+            using (var trainer = new Trainer(Compact(photos.Dir, straightDir)))
+            {
+                straight = trainer.Run(6).Steps;
+                straightWeights = trainer.Model.Checkpointed.ToDictionary(p => p.Name, p => p.Param.detach().clone());
+            }
+            // 3 + 3: the first run stops inside the flow stage's first half (after its zeroing step), the second crosses into consistency.
+            var resumed = new List<StepRecord>();
+            using (var trainer = new Trainer(Compact(photos.Dir, resumedDir)))
+                resumed.AddRange(trainer.Run(3).Steps);
+            using (var trainer = new Trainer(Compact(photos.Dir, resumedDir)))
+            {
+                trainer.Resume(resumedDir);
+                Assert.Equal(3, trainer.Step);
+                resumed.AddRange(trainer.Run(6).Steps);
+                Assert.Equal(["base", "base", "flow", "flow", "consistency", "consistency"], resumed.Select(r => r.Stage));
+                for (int i = 0; i < straight.Count; i++)
+                {
+                    Assert.Equal(straight[i].Loss, resumed[i].Loss, 1e-5 * Math.Max(1, Math.Abs(straight[i].Loss)));
+                    Assert.Equal(straight[i].LossBaseline, resumed[i].LossBaseline, 1e-5 * Math.Max(1, Math.Abs(straight[i].LossBaseline)));
+                }
+                foreach (var p in trainer.Model.Checkpointed)
+                    TensorAssert.Close(straightWeights[p.Name], p.Param.detach(), 1e-5, 1e-4, p.Name);
+            }
+            foreach (var t in straightWeights.Values) t.Dispose();
+        }
+        finally
+        {
+            Directory.Delete(straightDir, true);
+            Directory.Delete(resumedDir, true);
+        }
+    }
+
+    [Fact]
+    public void Export_writes_a_compact_weights_file_that_loads_with_the_trained_values()
+    {
+        var dir = TempDir("export");
+        try
+        {
+            using var trainer = new Trainer(Compact(photos.Dir, dir));
+            trainer.Run(3);
+            var file = Path.Combine(dir, "exported.safetensors");
+            trainer.ExportCompact(file);
+            Assert.False(File.Exists(file + ".partial"));
+            Assert.True(CompactModelFile.IsCompactFile(file));
+            using var loaded = CompactDloral.Load(file);
+            var trained = trainer.Model.Compact!.NamedWeights().ToDictionary(kv => kv.Key, kv => kv.Value);
+            int compared = 0;
+            foreach (var (name, t) in loaded.NamedWeights())
+            {
+                TensorAssert.Equal(trained[name].detach(), t.detach(), name);
+                compared++;
+            }
+            Assert.Equal(trained.Count, compared);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void The_base_learning_rate_decays_linearly_to_a_tenth_over_its_last_fraction()
+    {
+        var dir = TempDir("lr");
+        try
+        {
+            using var trainer = new Trainer(Compact(photos.Dir, dir, c =>
+            {
+                c.Schedule = c.Schedule with { BaseSteps = 10 };
+                c.Optimizer.BaseLearningRate = 1e-3;
+                c.Optimizer.FlowLearningRate = 3e-4;
+                c.Optimizer.BaseDecayFraction = 0.5;
+            }));
+            var s = trainer.Schedule;
+            Assert.Equal(1e-3, trainer.LearningRateAt(s.At(0)), 12);
+            Assert.Equal(1e-3, trainer.LearningRateAt(s.At(4)), 12);
+            Assert.Equal(1e-3 * (1 - 0.9 * 1 / 5), trainer.LearningRateAt(s.At(5)), 12);
+            Assert.Equal(1e-4, trainer.LearningRateAt(s.At(9)), 12);
+            Assert.Equal(3e-4, trainer.LearningRateAt(s.At(10)), 12);
+            Assert.Equal(1e-3, trainer.LearningRateAt(s.At(12)), 12); // the reference's stages use learning_rate
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void The_compact_recipe_config_loads_and_points_at_the_model_folder()
+    {
+        var c = TrainingConfig.Load(Path.Combine(GoldenData.RepoRoot, "configs", "compact.json"));
+        Assert.Equal("compact", c.Model.Source);
+        Assert.True(File.Exists(Path.Combine(c.ResolvePath(c.Model.Compact!), "compact.json")));
+        Assert.True(File.Exists(c.ResolvePath(c.Data.Degradation)));
+        Assert.True(c.Schedule.BaseSteps > 0 && c.Schedule.FlowSteps > 0);
+        Assert.Null(c.Losses.CsdTeacher);
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "source": "compact" } }"""));
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "source": "compact", "compact": "x" }, "losses": { "csd_teacher": "model" } }"""));
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "schedule": { "base_steps": 5 } }""")); // source 'dloral' has its prior
+    }
+}
