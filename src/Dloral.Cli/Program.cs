@@ -70,6 +70,7 @@ public static class Program
         root.Add(DegradeCommand.Create(console));
         root.Add(EvalCommand.Create(console));
         root.Add(CompareCommand.Create(console));
+        root.Add(EvalSummaryCommand.Create(console));
         root.Add(TrainCommand.Create(console));
         root.Add(ConvertCommand.Create(console));
         AppendExitCodesToHelp(root);

@@ -16,7 +16,7 @@ public sealed class DloralCliOptions
     private readonly Option<int> _stage = new("--stage") { Description = "DLoRAL: 0 = consistency (C-LoRA) adapters only, 1 = C-LoRA + D-LoRA (default).", DefaultValueFactory = _ => 1 };
     private readonly Option<double> _detail = new("--detail") { Description = "DLoRAL: D-LoRA weight: 0 = consistency only, 1 = the reference (default), >1 = stronger detail.", DefaultValueFactory = _ => 1.0 };
     private readonly Option<bool> _merge = new("--merge-adapters") { Description = "DLoRAL: fold the active adapters into the UNet weights (faster, same result within float tolerance)." };
-    private readonly Option<string> _colorFix = new("--color-fix") { Description = "DLoRAL: colour correction against the bicubic frame: adain (default), wavelet, none.", DefaultValueFactory = _ => "adain" };
+    private readonly Option<string?> _colorFix = new("--color-fix") { Description = "DLoRAL: colour correction against the bicubic frame: adain, wavelet, none. Default: adain for SD-based DLoRAL (as the reference), none for the compact model." };
     private readonly Option<int> _tile = new("--tile") { Description = "DLoRAL: latent tile side in latent pixels (default 96 = 768 px).", DefaultValueFactory = _ => LatentTiler.DefaultTileSize };
     private readonly Option<int> _tileOverlap = new("--tile-overlap") { Description = "DLoRAL: latent tile overlap (default 32).", DefaultValueFactory = _ => LatentTiler.DefaultOverlap };
     private readonly Option<string> _dtype = new("--dtype") { Description = "DLoRAL: compute precision: float32 (default) or bfloat16 (about 2x faster on CPUs with AVX512-BF16).", DefaultValueFactory = _ => "float32" };
@@ -45,7 +45,7 @@ public sealed class DloralCliOptions
             Checkpoint = parse.GetValue(_checkpoint),
             Prompt = parse.GetValue(_prompt) ?? "",
             Adapters = new DloralAdapterOptions(parse.GetValue(_stage) == 0 ? DloralStage.Consistency : DloralStage.Full, parse.GetValue(_detail), parse.GetValue(_merge)),
-            ColorFix = parse.GetValue(_colorFix) switch { "wavelet" => ColorFixMethod.Wavelet, "none" => ColorFixMethod.None, _ => ColorFixMethod.Adain },
+            ColorFix = parse.GetValue(_colorFix) switch { "wavelet" => ColorFixMethod.Wavelet, "none" => ColorFixMethod.None, "adain" => ColorFixMethod.Adain, _ => null },
             TileSize = parse.GetValue(_tile),
             TileOverlap = parse.GetValue(_tileOverlap),
             DType = parse.GetValue(_dtype) is "bfloat16" or "bf16" ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32,

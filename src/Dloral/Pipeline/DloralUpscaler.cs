@@ -55,6 +55,7 @@ public sealed class DloralUpscaler : IUpscaler
     private readonly bool _ownsModel;
     private readonly Tensor _promptEmbeds;
     private readonly DloralVideoOptions _options;
+    private readonly ColorFixMethod _colorFix;
     private readonly LatentTiler _tiler;
     // Null when the codec is not SD's VAE (then encode/decode go straight through the codec).
     private readonly TiledVae? _vae;
@@ -78,6 +79,7 @@ public sealed class DloralUpscaler : IUpscaler
         _ownsModel = ownsModel;
         _promptEmbeds = promptEmbeds.DetachFromDisposeScope();
         _options = options;
+        _colorFix = options.ColorFix ?? (model.Codec is VaeLatentCodec ? ColorFixMethod.Adain : ColorFixMethod.None);
         _tiler = new LatentTiler(options.TileSize, options.TileOverlap);
         if (model.Codec is VaeLatentCodec vae)
         {
@@ -307,7 +309,7 @@ public sealed class DloralUpscaler : IUpscaler
         Timings.VaeDecode += clock.Elapsed;
 
         clock.Restart();
-        var fixedImage = ColorFix.Apply(_options.ColorFix, image, current.Bicubic);
+        var fixedImage = ColorFix.Apply(_colorFix, image, current.Bicubic);
         Timings.ColorFix += clock.Elapsed;
 
         clock.Restart();

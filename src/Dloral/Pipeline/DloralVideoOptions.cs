@@ -42,8 +42,12 @@ public sealed record DloralVideoOptions
     /// <summary>Text prompt, CLIP-encoded once per video (the reference's RAM tagger is not used; default empty).</summary>
     public string Prompt { get; init; } = "";
 
-    /// <summary>Colour correction of the output against the bicubic frame (reference default AdaIN).</summary>
-    public ColorFixMethod ColorFix { get; init; } = ColorFixMethod.Adain;
+    /// <summary>
+    /// Colour correction of the output against the bicubic frame; null = the model's default: AdaIN for SD-based DLoRAL
+    /// (the reference's: SD's VAE shifts colours), none for the compact model (lossless codec, trained with L2 against the
+    /// ground truth: AdaIN would pull its restored contrast back to the blurrier bicubic frame's).
+    /// </summary>
+    public ColorFixMethod? ColorFix { get; init; }
 
     /// <summary>Latent tile side (latent pixels; the reference's <c>--latent_tiled_size</c>).</summary>
     public int TileSize { get; init; } = LatentTiler.DefaultTileSize;
