@@ -233,8 +233,12 @@ public sealed class DloralUpscaler : IUpscaler
         int h = (int)frame.shape[1], w = (int)frame.shape[2];
         int f = _model.Codec.DownscaleFactor;
         var (ph, pw) = ProcessSize(h, w, Scale, _options.MinimumProcessSide, f);
-        // Bicubic like the reference's PIL resize (a = −0.5); the model input, the colour-fix source and the gray map.
-        var bicubic = Resize(frame.to(ScalarType.Float32).unsqueeze(0), ph, pw, ResampleKernel.Cubic(-0.5)).clamp_(0.0, 1.0);
+        // The model input, the colour-fix source and the gray map. SD-based DLoRAL: bicubic like the reference's PIL resize
+        // (a = −0.5). Models trained here (no VAE): exactly the trainer's input, torch's bicubic (a = −0.75, edge
+        // replicate) — a different kernel at inference than in training costs PSNR.
+        var bicubic = _model.Codec is VaeLatentCodec || ph < h
+            ? Resize(frame.to(ScalarType.Float32).unsqueeze(0), ph, pw, ResampleKernel.Cubic(-0.5)).clamp_(0.0, 1.0)
+            : nn.functional.interpolate(frame.to(ScalarType.Float32).unsqueeze(0), size: [ph, pw], mode: InterpolationMode.Bicubic, align_corners: false).clamp_(0.0, 1.0);
         var u8 = bicubic.mul(255.0).round_().to_type(ScalarType.Byte);
         var gray = UncertaintyMap.GraySmall(UncertaintyMap.GrayU8(u8));   // [1,1,H/8,W/8] (resized to 1/f per window)
         var signature = _cuts.Signature(bicubic);

@@ -52,19 +52,47 @@ public class CompactUpscalerTests(ITestOutputHelper output)
         return outputs;
     }
 
-    /// <summary>The upscaler's bicubic (PIL's a = −0.5, clamped) of a [3,h,w] frame to [1,3,H,W].</summary>
+    /// <summary>The compact model's input: torch's bicubic (a = −0.75, as the trainer makes it), clamped, [3,h,w] → [1,3,H,W].</summary>
     private static Tensor Bicubic(Tensor frame, int height, int width)
     {
         using var scope = NewDisposeScope();
-        var k = ResampleKernel.Cubic(-0.5);
-        var rows = SeparableResampler.Banded((int)frame.shape[1], height, k);
-        var cols = SeparableResampler.Banded((int)frame.shape[2], width, k);
-        return SeparableResampler.Apply(frame.unsqueeze(0), rows, cols).clamp_(0.0, 1.0).MoveToOuterDisposeScope();
+        return nn.functional.interpolate(frame.unsqueeze(0), size: [height, width], mode: InterpolationMode.Bicubic, align_corners: false)
+            .clamp_(0.0, 1.0).MoveToOuterDisposeScope();
     }
 
     private static void DisposeAll(IEnumerable<Tensor> tensors)
     {
         foreach (var t in tensors) t.Dispose();
+    }
+
+    [Fact]
+    public void The_compact_model_gets_the_trainers_bicubic_input_and_no_colour_fix_by_default()
+    {
+        TorchRuntime.Initialize();
+        using var media = new TestMedia();
+        using var compact = SavedAndLoaded(media);
+        var frames = Clip(media);
+        // The untrained model (zero-initialised conv_out) run frame by frame is the identity on its input: the output is
+        // exactly the trainer's bicubic of the LR frame.
+        List<Tensor> single;
+        using (var up = new DloralUpscaler(compact, Small with { FrameByFrame = true }, ownsModel: false)) single = Run(up, frames);
+        using (var expected = Bicubic(frames[1], 192, 256))
+            TensorAssert.Close(expected, single[1].unsqueeze(0), 2e-6, 0, "frame 1 = bicubic input");
+        // A model that changes its input (conv_out perturbed): AdaIN would move the output, and is not applied by default.
+        using (no_grad())
+        using (var g = new Generator(7))
+            foreach (var (name, p) in compact.Model.Unet.named_parameters())
+                if (name == "conv_out.base_layer.weight") p.copy_(randn(p.shape, generator: g).mul_(0.05));
+        List<Tensor> byDefault, none, adain;
+        using (var up = new DloralUpscaler(compact, Small with { ColorFix = null }, ownsModel: false)) byDefault = Run(up, frames);
+        using (var up = new DloralUpscaler(compact, Small, ownsModel: false)) none = Run(up, frames);
+        using (var up = new DloralUpscaler(compact, Small with { ColorFix = ColorFixMethod.Adain }, ownsModel: false)) adain = Run(up, frames);
+        for (int k = 0; k < frames.Count; k++)
+        {
+            TensorAssert.Equal(none[k], byDefault[k], $"frame {k}: default = no colour fix");
+            Assert.True(adain[k].sub(none[k]).abs().max().item<float>() > 1e-4, $"frame {k}: AdaIN changes the output");
+        }
+        DisposeAll(byDefault.Concat(none).Concat(adain).Concat(single).Concat(frames));
     }
 
     [Fact]
