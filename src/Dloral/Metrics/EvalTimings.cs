@@ -27,6 +27,12 @@ public sealed class EvalTimings
         }
     }
 
+    /// <summary>How many times <paramref name="stage"/> ran (0 if never).</summary>
+    public int Calls(string stage) => _stages.TryGetValue(stage, out var s) ? s.Calls : 0;
+
+    /// <summary>Process CPU time (all threads) spent in <paramref name="stage"/>.</summary>
+    public TimeSpan Cpu(string stage) => _stages.TryGetValue(stage, out var s) ? s.Cpu : TimeSpan.Zero;
+
     /// <summary>One line per stage: calls, wall seconds, CPU seconds, in first-use order.</summary>
     public override string ToString()
     {
