@@ -60,6 +60,23 @@ public class MetricKernelTests
     }
 
     [Fact]
+    public void No_reference_indicators_equal_their_conv2d_definitions()
+    {
+        using var scope = NewDisposeScope();
+        var rgb = TestImages.Random(33, 47, seed: 12);
+        var y = ColorSpace.RgbToY(rgb.unsqueeze(0).to_type(ScalarType.Float64)) * 255.0;
+        var kx = tensor(new double[] { -1, 0, 1, -2, 0, 2, -1, 0, 1 }, dtype: ScalarType.Float64).view(1, 1, 3, 3);
+        var gx = nn.functional.conv2d(y, kx);
+        var gy = nn.functional.conv2d(y, kx.transpose(2, 3).contiguous());
+        double energy = (gx.square() + gy.square()).mean().item<double>() / 1000.0;
+        var lap = tensor(new double[] { 1, -2, 1, -2, 4, -2, 1, -2, 1 }, dtype: ScalarType.Float64).view(1, 1, 3, 3);
+        double sigma = Math.Sqrt(Math.PI / 2.0) * nn.functional.conv2d(y, lap).abs().mean().item<double>() / 6.0;
+        Assert.Equal(energy, NoReferenceIndicators.GradientEnergy(rgb), 10);
+        Assert.Equal(sigma, NoReferenceIndicators.NoiseSigma(rgb), 10);
+        Assert.True(energy > 1 && sigma > 1, $"degenerate test image: energy {energy}, sigma {sigma}");
+    }
+
+    [Fact]
     public void Ground_truth_features_are_computed_once_per_frame_and_give_the_pairwise_distance()
     {
         using var scope = NewDisposeScope();
