@@ -15,13 +15,13 @@ public sealed class EvalTimings
     /// <summary>Runs <paramref name="work"/> and adds its wall and CPU time to <paramref name="stage"/>.</summary>
     public T Measure<T>(string stage, Func<T> work)
     {
-        var cpu0 = Process.GetCurrentProcess().TotalProcessorTime;
+        var cpu0 = Environment.CpuUsage.TotalTime;
         long t0 = Stopwatch.GetTimestamp();
         try { return work(); }
         finally
         {
             var wall = Stopwatch.GetElapsedTime(t0);
-            var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpu0;
+            var cpu = Environment.CpuUsage.TotalTime - cpu0;
             if (!_stages.TryGetValue(stage, out var s)) { _order.Add(stage); s = default; }
             _stages[stage] = (s.Wall + wall, s.Cpu + cpu, s.Calls + 1);
         }
