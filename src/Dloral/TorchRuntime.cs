@@ -43,6 +43,29 @@ public static partial class TorchRuntime
     }
 
     private const int M_MMAP_THRESHOLD = -3;
+    private const int M_TRIM_THRESHOLD = -1;
+
+    /// <summary>
+    /// For steady workloads that allocate the same large buffers frame after frame (<c>dloral eval</c>): keep freed
+    /// memory in the heap for reuse instead of returning it to the OS. With the 128 KiB mmap threshold every
+    /// full-frame temporary is a fresh mmap whose pages fault in one by one (zero-filled by the kernel): measured
+    /// on a 4-frame 720p eval, 27 M page faults and 2/3 of the CPU time in the kernel. Call after
+    /// <see cref="Initialize"/>. 32 MiB is glibc's largest mmap threshold; bigger buffers are still mmapped.
+    /// </summary>
+    public static void ReuseFreedMemory()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        lock (Gate)
+        {
+            try
+            {
+                Mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+                Mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
+            }
+            catch (DllNotFoundException) { }
+            catch (EntryPointNotFoundException) { }
+        }
+    }
 
     [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int Mallopt(int param, int value);

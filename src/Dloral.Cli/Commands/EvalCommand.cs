@@ -29,10 +29,11 @@ public static class EvalCommand
         var threads = new Option<int?>("--threads") { Description = "CPU threads for the tensor engine (default: all cores)." };
         var device = new Option<string>("--device") { Description = "cpu (default) or cuda[:N].", DefaultValueFactory = _ => "cpu" };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print nothing but errors." };
+        var timingsOption = new Option<bool>("--timings") { Description = "Print the wall and CPU time of every stage (decode, each metric, flow) to stderr." };
 
         var command = new Command("eval", "Measure results: PSNR/SSIM on Y (BT.601, border crop = scale) and RGB, resnet18_feature_distance (not LPIPS), warping error and tOF (classical optical flow), and no-reference indicators; writes JSON, Markdown, SVG plots and PNG crops.")
         {
-            results, gt, lr, scale, output, frames, noTemporal, noFeature, onnx, spynet, spynetInput, lpipsVgg, lpipsLin, crop, threads, device, quiet,
+            results, gt, lr, scale, output, frames, noTemporal, noFeature, onnx, spynet, spynetInput, lpipsVgg, lpipsLin, crop, threads, device, quiet, timingsOption,
         };
         command.SetAction((parse, ct) => CommandErrors.RunAsync(console, ct, token =>
         {
@@ -43,6 +44,8 @@ public static class EvalCommand
                 TorchRuntime.Initialize(t);
             }
             else TorchRuntime.Initialize();
+            // Eval allocates the same full-frame temporaries every frame: reusing them avoids page-fault churn.
+            TorchRuntime.ReuseFreedMemory();
             if (parse.GetValue(scale) is < 1) throw new UsageException($"--scale must be at least 1, got {parse.GetValue(scale)}");
             if (parse.GetValue(frames) is < 1) throw new UsageException($"--frames must be at least 1, got {parse.GetValue(frames)}");
             if (parse.GetValue(crop) < 8) throw new UsageException($"--crop-size must be at least 8, got {parse.GetValue(crop)}");
@@ -72,8 +75,10 @@ public static class EvalCommand
             using var lpips = vggPath is not null && linPath is not null
                 ? BadFileIsUsage(() => Dloral.Training.Losses.LpipsLoss.Load(vggPath, linPath, dev))
                 : null;
+            var timings = parse.GetValue(timingsOption) ? new EvalTimings() : null;
             var options = new EvalOptions
             {
+                Timings = timings,
                 Lpips = lpips is null ? null : (a, b) => LpipsDistance(lpips, a, b),
                 Flow = learnedFlow is null ? new LucasKanadeFlow() : learnedFlow,
                 Scale = parse.GetValue(scale),
@@ -98,6 +103,7 @@ public static class EvalCommand
                 // Mismatched inputs and unreadable model files are the user's input: exit code 2.
                 throw new UsageException(e.Message);
             }
+            if (timings is not null) console.Error.WriteLine(timings.ToString());
             using (report)
             {
                 if (!isQuiet && console.ErrorIsTerminal) console.Error.WriteLine();

@@ -41,5 +41,8 @@ public sealed record EvalOptions
     /// <summary>Progress callback: frames done so far.</summary>
     public Action<long>? OnFrame { get; init; }
 
+    /// <summary>When set, every stage's wall and CPU time is added here (<c>dloral eval --timings</c>).</summary>
+    public EvalTimings? Timings { get; init; }
+
     public CancellationToken CancellationToken { get; init; }
 }

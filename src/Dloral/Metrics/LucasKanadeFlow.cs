@@ -36,7 +36,7 @@ public sealed class LucasKanadeFlow : IOpticalFlowEstimator
         if (!from.shape.SequenceEqual(to.shape))
             throw new ArgumentException($"optical flow: frame shapes differ: [{string.Join(",", from.shape)}] vs [{string.Join(",", to.shape)}]");
         using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
+        using var mode = inference_mode();
         var a = Gray(from);
         var b = Gray(to);
         var pa = Pyramid(a);
@@ -114,19 +114,24 @@ public sealed class LucasKanadeFlow : IOpticalFlowEstimator
         return (ix, iy);
     }
 
-    /// <summary>Separable Gaussian blur per channel with replicate padding.</summary>
+    /// <summary>
+    /// Separable Gaussian blur per channel with replicate padding, as weighted sums of shifted slices (rows, then
+    /// columns): the depthwise conv2d it replaces took half of the flow's time on 720p frames (the 21-tap window).
+    /// </summary>
     internal static Tensor Blur(Tensor x, double sigma)
     {
         int radius = Math.Max(1, (int)Math.Ceiling(2.5 * sigma));
         int size = 2 * radius + 1;
-        long c = x.shape[1];
-        var g = Ssim.GaussianKernel1D(size, sigma, x.dtype, x.device);
-        var wy = g.view(1, 1, size, 1).expand(c, 1, size, 1).contiguous();
-        var wx = g.view(1, 1, 1, size).expand(c, 1, 1, size).contiguous();
-        // Replicate padding needs the pad to be smaller than the image; tiny levels fall back to a clamp.
-        radius = (int)Math.Min(radius, Math.Min(x.shape[2], x.shape[3]) - 1);
-        if (radius < (size - 1) / 2) return x;
+        // Replicate padding needs the pad to be smaller than the image; tiny levels are returned unblurred.
+        if (Math.Min(x.shape[2], x.shape[3]) - 1 < radius) return x;
+        using var scope = NewDisposeScope();
+        var g = Ssim.GaussianWeights(size, sigma);
         var p = nn.functional.pad(x, [radius, radius, radius, radius], PaddingModes.Replicate);
-        return nn.functional.conv2d(nn.functional.conv2d(p, wy, groups: c), wx, groups: c);
+        long h = x.shape[2], w = x.shape[3];
+        var rows = p.narrow(2, 0, h) * g[0];
+        for (int i = 1; i < size; i++) rows.add_(p.narrow(2, i, h), g[i]);
+        var cols = rows.narrow(3, 0, w) * g[0];
+        for (int i = 1; i < size; i++) cols.add_(rows.narrow(3, i, w), g[i]);
+        return cols.MoveToOuterDisposeScope();
     }
 }

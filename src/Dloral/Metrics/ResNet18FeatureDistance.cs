@@ -40,22 +40,46 @@ public sealed class ResNet18FeatureDistance : IDisposable
     public double Distance(Tensor a, Tensor b)
     {
         ImageLayout.CheckSameShape(a, b, Key);
+        using var reference = Features(b);
+        return Distance(a, reference);
+    }
+
+    /// <summary>
+    /// Distance of <paramref name="image"/> to an image whose <see cref="Features"/> are already known: the
+    /// evaluator computes the ground truth's features once per frame and reuses them for every row.
+    /// </summary>
+    public double Distance(Tensor image, FeatureMaps reference)
+    {
+        if (!image.shape.SequenceEqual(reference.ImageShape))
+            throw new ArgumentException($"{Key}: image shapes differ: [{string.Join(",", image.shape)}] vs [{string.Join(",", reference.ImageShape)}]");
+        using var features = Features(image);
+        double total = 0;
+        for (int i = 0; i < features.Stages.Length; i++)
+        {
+            using var stageScope = NewDisposeScope();
+            using var mode = inference_mode();
+            total += (features.Stages[i] - reference.Stages[i]).square().sum(1).mean().item<float>();
+        }
+        return total / features.Stages.Length;
+    }
+
+    /// <summary>The five stages' feature maps of an RGB image [3,H,W] (or batch) in [0,1], unit-normalised along channels.</summary>
+    public FeatureMaps Features(Tensor image)
+    {
         using var scope = NewDisposeScope();
         using var mode = inference_mode();
-        var x = CenterCrop32((a.dim() == 3 ? a.unsqueeze(0) : a).to(ScalarType.Float32, _device));
-        var y = CenterCrop32((b.dim() == 3 ? b.unsqueeze(0) : b).to(ScalarType.Float32, _device));
-        var fa = _net.Stages(ResNet18.Preprocess(x));
-        var fb = _net.Stages(ResNet18.Preprocess(y));
-        double total = 0;
-        for (int i = 0; i < fa.Length; i++)
+        var x = CenterCrop32((image.dim() == 3 ? image.unsqueeze(0) : image).to(ScalarType.Float32, _device));
+        var stages = _net.Stages(ResNet18.Preprocess(x));
+        var normalised = new Tensor[stages.Length];
+        for (int i = 0; i < stages.Length; i++)
         {
             // Per-stage scope: the stem's full-resolution temporaries are freed before the next stage.
             using var stageScope = NewDisposeScope();
-            var na = fa[i] / (fa[i].square().sum(1, keepdim: true).sqrt() + 1e-10);
-            var nb = fb[i] / (fb[i].square().sum(1, keepdim: true).sqrt() + 1e-10);
-            total += (na - nb).square().sum(1).mean().item<float>();
+            normalised[i] = (stages[i] / (stages[i].square().sum(1, keepdim: true).sqrt() + 1e-10)).MoveToOuterDisposeScope();
+            stages[i].Dispose();
         }
-        return total / fa.Length;
+        foreach (var t in normalised) t.MoveToOuterDisposeScope();
+        return new FeatureMaps(image.shape, normalised);
     }
 
     /// <summary>
@@ -73,4 +97,19 @@ public sealed class ResNet18FeatureDistance : IDisposable
     }
 
     public void Dispose() => _net.Dispose();
+}
+
+/// <summary>Unit-normalised ResNet-18 stage features of one image (see <see cref="ResNet18FeatureDistance.Features"/>); owns its tensors.</summary>
+public sealed class FeatureMaps(long[] imageShape, Tensor[] stages) : IDisposable
+{
+    /// <summary>Shape of the image the features came from (before the centre crop).</summary>
+    public long[] ImageShape { get; } = imageShape;
+
+    /// <summary>Five [N,C,h,w] maps, unit length along C at every position.</summary>
+    public Tensor[] Stages { get; } = stages;
+
+    public void Dispose()
+    {
+        foreach (var t in Stages) t.Dispose();
+    }
 }

@@ -40,26 +40,42 @@ public static class Ssim
     internal static Tensor SsimMap(Tensor a, Tensor b)
     {
         using var scope = NewDisposeScope();
-        long channels = a.shape[1];
-        var g = GaussianKernel1D(11, 1.5, a.dtype, a.device);
-        // Separable filtering, one group per channel so channels never mix.
-        var wy = g.view(1, 1, 11, 1).expand(channels, 1, 11, 1).contiguous();
-        var wx = g.view(1, 1, 1, 11).expand(channels, 1, 1, 11).contiguous();
-        Tensor Filter(Tensor x) => nn.functional.conv2d(nn.functional.conv2d(x, wy, groups: channels), wx, groups: channels);
-        var mu1 = Filter(a);
-        var mu2 = Filter(b);
+        var g = GaussianWeights(11, 1.5);
+        var mu1 = FilterValid(a, g);
+        var mu2 = FilterValid(b, g);
         var mu1Sq = mu1 * mu1;
         var mu2Sq = mu2 * mu2;
         var mu12 = mu1 * mu2;
-        var s1 = Filter(a * a) - mu1Sq;
-        var s2 = Filter(b * b) - mu2Sq;
-        var s12 = Filter(a * b) - mu12;
+        var s1 = FilterValid(a * a, g) - mu1Sq;
+        var s2 = FilterValid(b * b, g) - mu2Sq;
+        var s12 = FilterValid(a * b, g) - mu12;
         var map = (2 * mu12 + C1) * (2 * s12 + C2) / ((mu1Sq + mu2Sq + C1) * (s1 + s2 + C2));
         return map.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Separable "valid" filtering of every channel on its own, as a weighted sum of shifted slices (rows, then
+    /// columns). Same values as a grouped conv2d, but float64 conv2d has no fast CPU kernel: it builds an im2col
+    /// buffer 11× the image (80 MB per 720p channel) and was 10× slower.
+    /// </summary>
+    private static Tensor FilterValid(Tensor x, double[] g)
+    {
+        using var scope = NewDisposeScope();
+        int k = g.Length;
+        long h = x.shape[2] - k + 1, w = x.shape[3] - k + 1;
+        var rows = x.narrow(2, 0, h) * g[0];
+        for (int i = 1; i < k; i++) rows.add_(x.narrow(2, i, h), g[i]);
+        var cols = rows.narrow(3, 0, w) * g[0];
+        for (int i = 1; i < k; i++) cols.add_(rows.narrow(3, i, w), g[i]);
+        return cols.MoveToOuterDisposeScope();
+    }
+
     /// <summary>Normalised 1-D Gaussian (like OpenCV's getGaussianKernel).</summary>
-    internal static Tensor GaussianKernel1D(int size, double sigma, ScalarType dtype, Device device)
+    internal static Tensor GaussianKernel1D(int size, double sigma, ScalarType dtype, Device device) =>
+        tensor(GaussianWeights(size, sigma), dtype: dtype, device: device);
+
+    /// <summary>The weights of <see cref="GaussianKernel1D"/> as numbers.</summary>
+    internal static double[] GaussianWeights(int size, double sigma)
     {
         var k = new double[size];
         double sum = 0;
@@ -70,6 +86,6 @@ public static class Ssim
             sum += k[i];
         }
         for (int i = 0; i < size; i++) k[i] /= sum;
-        return tensor(k, dtype: dtype, device: device);
+        return k;
     }
 }

@@ -20,6 +20,7 @@ public static class VideoEvaluator
         if (results.Count == 0) throw new ArgumentException("at least one result is needed", nameof(results));
         var watch = Stopwatch.StartNew();
         var device = options.Device ?? CPU;
+        var timings = options.Timings;
         using var feature = options.FeatureDistance && groundTruth is not null
             ? ResNet18FeatureDistance.Load(options.ResNet18OnnxPath, device)
             : null;
@@ -51,7 +52,10 @@ public static class VideoEvaluator
                 using var frameScope = NewDisposeScope();
                 var frames = new Tensor?[inputs.Count];
                 for (int i = 0; i < inputs.Count; i++)
-                    frames[i] = enumerators[i].MoveNext() ? enumerators[i].Current : null;
+                {
+                    var e = enumerators[i];
+                    frames[i] = timings.Time("decode", () => e.MoveNext() ? e.Current : null);
+                }
                 if (frames.All(f => f is null)) break;
                 if (frames.Any(f => f is null)) throw CountMismatch(inputs, enumerators, frames, t);
 
@@ -66,7 +70,7 @@ public static class VideoEvaluator
                 if (lrSlot >= 0)
                 {
                     var lr = frames[lrSlot]!.to(ScalarType.Float32, device);
-                    var up = options.LowResUpscale is null ? DefaultBicubic(lr, scale) : options.LowResUpscale(lr, scale);
+                    var up = timings.Time("bicubic", () => options.LowResUpscale is null ? DefaultBicubic(lr, scale) : options.LowResUpscale(lr, scale));
                     rowFrames.Add(up);
                 }
                 for (int i = firstResult; i < inputs.Count; i++) rowFrames.Add(frames[i]!.to(ScalarType.Float32, device));
@@ -98,13 +102,15 @@ public static class VideoEvaluator
 
                 using (var scope = NewDisposeScope())
                 {
+                    // The ground truth's features are the same for every row: computed once per frame.
+                    using var gtFeatures = feature is not null && gt is not null ? timings.Time("feature distance", () => feature.Features(gt)) : null;
                     for (int r = 0; r < rowFrames.Count; r++)
-                        report.Rows[r].Frames.Add(FrameMetrics(rowFrames[r], gt, report.CropBorder, feature, options.Lpips));
+                        report.Rows[r].Frames.Add(FrameMetrics(rowFrames[r], gt, report.CropBorder, feature, gtFeatures, options.Lpips, timings));
                     if (options.Temporal && t > 0)
-                        AddTemporal(report, options.Flow, previous, rowFrames, gt);
+                        AddTemporal(report, options.Flow, previous, rowFrames, gt, timings);
                 }
 
-                var crops = MakeCrops(report, t, region, rowFrames, gt);
+                var crops = timings.Time("crops", () => MakeCrops(report, t, region, rowFrames, gt));
                 foreach (var (_, tile) in crops.Tiles) tile.DetachFromDisposeScope();
                 if (cropFrames.Contains(t)) report.Crops.Add(crops);
                 else
@@ -146,50 +152,53 @@ public static class VideoEvaluator
         foreach (var (_, crop) in c.Tiles) crop.Dispose();
     }
 
-    private static Dictionary<string, double> FrameMetrics(Tensor frame, Tensor? gt, int border, ResNet18FeatureDistance? feature, Func<Tensor, Tensor, double>? lpips)
+    private static Dictionary<string, double> FrameMetrics(Tensor frame, Tensor? gt, int border, ResNet18FeatureDistance? feature, FeatureMaps? gtFeatures, Func<Tensor, Tensor, double>? lpips, EvalTimings? timings)
     {
         var m = new Dictionary<string, double>();
         if (gt is not null)
         {
-            m[MetricKeys.PsnrY] = Psnr.Compute(frame, gt, yOnly: true, border);
-            m[MetricKeys.SsimY] = Ssim.Compute(frame, gt, yOnly: true, border);
-            m[MetricKeys.PsnrRgb] = Psnr.Compute(frame, gt, yOnly: false, border);
-            m[MetricKeys.SsimRgb] = Ssim.Compute(frame, gt, yOnly: false, border);
-            if (lpips is not null) m[MetricKeys.Lpips] = lpips(frame, gt);
-            if (feature is not null) m[MetricKeys.FeatureDistance] = feature.Distance(frame, gt);
+            m[MetricKeys.PsnrY] = timings.Time("psnr", () => Psnr.Compute(frame, gt, yOnly: true, border));
+            m[MetricKeys.SsimY] = timings.Time("ssim", () => Ssim.Compute(frame, gt, yOnly: true, border));
+            m[MetricKeys.PsnrRgb] = timings.Time("psnr", () => Psnr.Compute(frame, gt, yOnly: false, border));
+            m[MetricKeys.SsimRgb] = timings.Time("ssim", () => Ssim.Compute(frame, gt, yOnly: false, border));
+            if (lpips is not null) m[MetricKeys.Lpips] = timings.Time("lpips", () => lpips(frame, gt));
+            if (feature is not null && gtFeatures is not null) m[MetricKeys.FeatureDistance] = timings.Time("feature distance", () => feature.Distance(frame, gtFeatures));
         }
-        m[MetricKeys.GradientEnergy] = NoReferenceIndicators.GradientEnergy(frame);
-        m[MetricKeys.NoiseSigma] = NoReferenceIndicators.NoiseSigma(frame);
+        m[MetricKeys.GradientEnergy] = timings.Time("no-reference", () => NoReferenceIndicators.GradientEnergy(frame));
+        m[MetricKeys.NoiseSigma] = timings.Time("no-reference", () => NoReferenceIndicators.NoiseSigma(frame));
         return m;
     }
 
-    private static void AddTemporal(EvalReport report, IOpticalFlowEstimator flow, Tensor?[] previous, List<Tensor> rows, Tensor? gt)
+    private static void AddTemporal(EvalReport report, IOpticalFlowEstimator flow, Tensor?[] previous, List<Tensor> rows, Tensor? gt, EvalTimings? timings)
     {
         Tensor? gtBack = null, gtFwd = null, gtMask = null;
         if (gt is not null)
         {
             var prevGt = previous[^1]!;
-            gtBack = flow.Estimate(gt, prevGt);
-            gtFwd = flow.Estimate(prevGt, gt);
-            gtMask = TemporalMetrics.ValidMask(gtBack, gtFwd);
+            gtBack = timings.Time("flow", () => flow.Estimate(gt, prevGt));
+            gtFwd = timings.Time("flow", () => flow.Estimate(prevGt, gt));
+            var (b, f) = (gtBack, gtFwd);
+            gtMask = timings.Time("valid mask", () => TemporalMetrics.ValidMask(b, f));
         }
         for (int r = 0; r < rows.Count; r++)
         {
             var prev = previous[r]!;
             var cur = rows[r];
             var m = report.Rows[r].Frames[^1];
-            var rowFwd = flow.Estimate(prev, cur);
+            var rowFwd = timings.Time("flow", () => flow.Estimate(prev, cur));
             Tensor back, mask;
             if (gt is not null) { back = gtBack!; mask = gtMask!; }
             else
             {
-                back = flow.Estimate(cur, prev);
-                mask = TemporalMetrics.ValidMask(back, rowFwd);
+                var rowBack = timings.Time("flow", () => flow.Estimate(cur, prev));
+                back = rowBack;
+                mask = timings.Time("valid mask", () => TemporalMetrics.ValidMask(rowBack, rowFwd));
             }
-            var we = TemporalMetrics.WarpingError(prev, cur, back, mask);
+            var (warpBack, warpMask) = (back, mask);
+            var we = timings.Time("warping error", () => TemporalMetrics.WarpingError(prev, cur, warpBack, warpMask));
             m[MetricKeys.WarpingError] = we.MeanAbsolute * 1000.0;
             m[MetricKeys.WarpingErrorMse] = we.MeanSquared * 1000.0;
-            if (gt is not null) m[MetricKeys.Tof] = TemporalMetrics.FlowDifference(rowFwd, gtFwd!);
+            if (gtFwd is not null) m[MetricKeys.Tof] = timings.Time("tof", () => TemporalMetrics.FlowDifference(rowFwd, gtFwd));
         }
     }
 
