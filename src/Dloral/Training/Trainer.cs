@@ -278,7 +278,9 @@ public sealed class Trainer : IDisposable
                 Tensor? extra = null;
                 if (Config.Losses.TemporalUseUncertainty && uncertaintyLast is not null)
                     extra = 1 - F.interpolate(uncertaintyLast.select(1, 0).to_type(ScalarType.Float32), size: [size, width], mode: InterpolationMode.Nearest);
-                temporal = temporal + TemporalLoss.Compute(images[i - 1], images[i], guide, extra);
+                temporal = Config.Losses.TemporalRelative
+                    ? temporal + TemporalLoss.Compute(images[i - 1], images[i], guide, extra, tgt.narrow(0, firstWindow + i, 1), tgt.narrow(0, firstWindow + i + 1, 1))
+                    : temporal + TemporalLoss.Compute(images[i - 1], images[i], guide, extra);
             }
         }
         if (_csd is not null && weights.Csd > 0)

@@ -90,6 +90,10 @@ public sealed class LossSection
     /// <summary>Multiply the temporal mask by (1 − uncertainty map): ignore pixels the frame-difference mask flags.</summary>
     public bool TemporalUseUncertainty { get; set; }
 
+    /// <summary>Temporal loss relative to the ground truth: penalise only the frame-to-frame change the ground truth does not
+    /// have (optimum = the ground truth). False = the reference's absolute form, which a static or blurred output also minimises.</summary>
+    public bool TemporalRelative { get; set; }
+
     /// <summary>CSD teacher: null = no CSD; "model" = the diffusers folder's own unet/; or another diffusers folder.</summary>
     public string? CsdTeacher { get; set; }
 

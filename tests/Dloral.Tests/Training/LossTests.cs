@@ -44,6 +44,32 @@ public class LossTests
     }
 
     [Fact]
+    public void Relative_temporal_loss_is_zero_at_the_ground_truth_and_penalises_a_static_output()
+    {
+        var loss = new TemporalLoss();
+        using var gtPrev = Pattern(64, 64, 0, 0);
+        using var gtCur = Pattern(64, 64, 2, 1);
+        using var guide = loss.Guide(gtPrev, gtCur);
+        using var atTruth = TemporalLoss.Compute(gtPrev, gtCur, guide, null, gtPrev, gtCur);
+        Assert.True(atTruth.item<float>() < 1e-7f, $"ground truth costs {atTruth.item<float>()}");
+        // An output that is the previous one warped (perfectly "consistent", but not the truth) has a lower absolute loss
+        // than the truth itself, and a higher relative one.
+        using var blurPrev = nn.functional.avg_pool2d(gtPrev, 5, 1, 2, count_include_pad: false);
+        using var copied = Dloral.Metrics.FlowWarping.Warp(blurPrev, guide.FlowCurToPrev);
+        using var absTruth = TemporalLoss.Compute(gtPrev, gtCur, guide);
+        using var absCopy = TemporalLoss.Compute(blurPrev, copied, guide);
+        using var relCopy = TemporalLoss.Compute(blurPrev, copied, guide, null, gtPrev, gtCur);
+        Assert.True(absCopy.item<float>() < absTruth.item<float>(), $"absolute: copy {absCopy.item<float>()} vs truth {absTruth.item<float>()}");
+        Assert.True(relCopy.item<float>() > atTruth.item<float>() + 1e-4f, $"relative: copy {relCopy.item<float>()}");
+        using var frozen = TemporalLoss.Compute(gtPrev, gtPrev, guide, null, gtPrev, gtCur);
+        Assert.True(frozen.item<float>() > 1e-3f);
+        using var predCur = gtCur.detach().clone().requires_grad_(true);
+        using var l = TemporalLoss.Compute(blurPrev, predCur, guide, null, gtPrev, gtCur);
+        l.backward();
+        Assert.True(predCur.grad!.abs().sum().item<float>() > 0);
+    }
+
+    [Fact]
     public void Perceptual_loss_is_zero_for_identical_images_and_differentiable()
     {
         using var perceptual = PerceptualLoss.Load();

@@ -48,8 +48,14 @@ public sealed class TemporalLoss
         return new TemporalGuide(back.MoveToOuterDisposeScope(), valid.MoveToOuterDisposeScope());
     }
 
-    /// <summary>The loss for predictions [n,3,H,W] (any range) given the ground-truth guide; <paramref name="extraMask"/> [n,1,H,W] optional.</summary>
-    public static Tensor Compute(Tensor predPrev, Tensor predCur, TemporalGuide guide, Tensor? extraMask = null)
+    /// <summary>
+    /// The loss for predictions [n,3,H,W] (any range) given the ground-truth guide; <paramref name="extraMask"/> [n,1,H,W]
+    /// optional. With the ground-truth frames (<paramref name="targetPrev"/>, <paramref name="targetCur"/>) the loss is
+    /// relative: only the temporal change the ground truth does not have is penalised,
+    /// |(warp(pred_prev) − pred_cur) − (warp(gt_prev) − gt_cur)|, so its optimum is the ground truth itself. The absolute
+    /// form (the reference's) is also minimised by a static or blurred output, which costs detail and PSNR.
+    /// </summary>
+    public static Tensor Compute(Tensor predPrev, Tensor predCur, TemporalGuide guide, Tensor? extraMask = null, Tensor? targetPrev = null, Tensor? targetCur = null)
     {
         ArgumentNullException.ThrowIfNull(predPrev);
         ArgumentNullException.ThrowIfNull(predCur);
@@ -59,10 +65,18 @@ public sealed class TemporalLoss
         using var scope = NewDisposeScope();
         var prev = predPrev.to_type(ScalarType.Float32);
         var cur = predCur.to_type(ScalarType.Float32);
-        var warped = FlowWarping.Warp(prev, guide.FlowCurToPrev.to(prev.device));
+        var flow = guide.FlowCurToPrev.to(prev.device);
+        var change = FlowWarping.Warp(prev, flow) - cur;
+        if ((targetPrev is null) != (targetCur is null)) throw new ArgumentException("temporal loss: give both ground-truth frames or neither");
+        if (targetPrev is not null && targetCur is not null)
+        {
+            Tensor gtChange;
+            using (no_grad()) gtChange = FlowWarping.Warp(targetPrev.to_type(ScalarType.Float32).to(prev.device), flow) - targetCur.to_type(ScalarType.Float32).to(prev.device);
+            change = change - gtChange; // outside no_grad: the prediction's graph continues
+        }
         var mask = guide.Valid.to(prev.device);
         if (extraMask is not null) mask = mask * extraMask.to_type(ScalarType.Float32).to(prev.device);
         var denom = mask.sum() * cur.shape[1] + 1e-8;
-        return ((warped - cur).abs() * mask).sum().div(denom).MoveToOuterDisposeScope();
+        return (change.abs() * mask).sum().div(denom).MoveToOuterDisposeScope();
     }
 }
