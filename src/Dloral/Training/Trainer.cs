@@ -157,6 +157,7 @@ public sealed class Trainer : IDisposable
         {
             Frames = d.Frames, CropSize = d.Crop, Split = split, ValidationFraction = d.ValidationFraction,
             ShiftRange = flow ? d.FlowShiftRange : d.ShiftRange,
+            PhotoScaleRange = d.PhotoScaleRange,
         });
     }
 

@@ -61,6 +61,10 @@ public sealed class DataSection
     public int Workers { get; set; } = 1;
     public int Prefetch { get; set; } = 2;
 
+    /// <summary>Image clips: the photo is scaled by a factor drawn from this range before cropping (smaller = sharper, cleaner
+    /// content, like video frames downscaled from a camera's resolution; 1 = the photo's own pixels, grain and softness).</summary>
+    public double[] PhotoScaleRange { get; set; } = [0.5, 1.0];
+
     /// <summary>Image clips: camera speed range in HR pixels per frame (the motion CFR and the temporal loss see).</summary>
     public double[] ShiftRange { get; set; } = [0.5, 4.0];
 
@@ -239,6 +243,8 @@ public sealed class TrainingConfig
         if (Data.Frames != 3) Fail($"data.frames {Data.Frames}: DLoRAL trains on 3-frame clips (windows (0,1) and (1,2))");
         if (Data.ShiftRange is not [var s0, var s1] || s0 < 0 || s1 < s0 || Data.FlowShiftRange is not [var f0, var f1] || f0 < 0 || f1 < f0)
             Fail("data.shift_range and data.flow_shift_range must be [min, max] with 0 <= min <= max (HR pixels per frame)");
+        if (Data.PhotoScaleRange is not [var p0, var p1] || p0 <= 0 || p1 < p0 || p1 > 1)
+            Fail("data.photo_scale_range must be [min, max] with 0 < min <= max <= 1");
         if (Losses.Perceptual is not ("resnet18" or "lpips" or "none")) Fail($"losses.perceptual '{Losses.Perceptual}': use 'resnet18', 'lpips' or 'none'");
         if (Losses.Perceptual == "lpips" && (string.IsNullOrEmpty(Losses.LpipsVgg) || string.IsNullOrEmpty(Losses.LpipsLin)))
             Fail("losses.perceptual 'lpips' needs losses.lpips_vgg (vgg16-397923af.pth) and losses.lpips_lin (lpips v0.1 vgg.pth)");

@@ -208,6 +208,9 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
         Assert.True(File.Exists(c.ResolvePath(c.Data.Degradation)));
         Assert.True(c.Schedule.BaseSteps > 0 && c.Schedule.FlowSteps > 0);
         Assert.Null(c.Losses.CsdTeacher);
+        Assert.True(c.Losses.TemporalRelative);
+        Assert.Equal([0.25, 0.7], c.Data.PhotoScaleRange);
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "data": { "photo_scale_range": [0.5, 1.5] } }"""));
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "source": "compact" } }"""));
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "source": "compact", "compact": "x" }, "losses": { "csd_teacher": "model" } }"""));
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "schedule": { "base_steps": 5 } }""")); // source 'dloral' has its prior
