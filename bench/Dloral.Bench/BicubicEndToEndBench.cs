@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Dloral.Bench;
 
 /// <summary>
-/// <c>bicubic [--input FILE] [--size WxH] [--frames N] [--scale S] [--preset P] [--runs R] [--warmup W] [--models M1,M2]</c>:
+/// <c>bicubic [--input FILE] [--size WxH] [--frames N] [--scale S] [--preset P] [--runs R] [--warmup W] [--models M1,M2] [--dtypes float32,bfloat16] [--reuse-memory]</c>:
 /// the reference row of every speed comparison. Decodes a clip, upscales every frame with bicubic and encodes
 /// H.264, timing each stage in a sequential loop (decode, upscale, encode = pipe write + ffmpeg back-pressure,
 /// finish = encoder flush); a second row runs the product path <c>Upscaler.Run</c> (threaded reader/writer) for the
@@ -20,6 +20,8 @@ internal static class BicubicEndToEndBench
     {
         var opts = ParseArgs(args);
         TorchRuntime.Initialize();
+        // --reuse-memory: keep freed buffers in the heap (what `dloral eval` and `dloral train` do), to compare page-fault cost.
+        if (opts.ContainsKey("--reuse-memory")) TorchRuntime.ReuseFreedMemory();
         string work = Directory.CreateTempSubdirectory("dloral-bench-").FullName;
         try
         {
@@ -57,8 +59,10 @@ internal static class BicubicEndToEndBench
                 using (timer.Stage("total"))
                     Upscaler.Run(input, output, new UpscaleOptions { Model = "bicubic", Scale = scale, Overwrite = true, Preset = preset });
             }, "Upscaler.Run: reader, model and writer overlap on their own threads");
+            var dtypes = (opts.GetValueOrDefault("--dtypes") ?? "float32").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var model in (opts.GetValueOrDefault("--models") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                MeasureModel(runner, model, input, output, scale, preset, frames);
+                foreach (var dtype in dtypes)
+                    MeasureModel(runner, model, input, output, scale, preset, frames, dtype is "bfloat16" or "bf16" ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32);
             runner.Write();
             return 0;
         }
@@ -72,9 +76,9 @@ internal static class BicubicEndToEndBench
     /// A learned model through the product's streaming job. DLoRAL models (loaded once, outside the timed runs) also
     /// report their own stages (prepare, codec encode, CFR, UNet, codec decode, colour fix); others report the total.
     /// </summary>
-    private static void MeasureModel(BenchRunner runner, string model, string input, string output, int scale, string preset, long frames)
+    private static void MeasureModel(BenchRunner runner, string model, string input, string output, int scale, string preset, long frames, TorchSharp.torch.ScalarType dtype)
     {
-        using var upscaler = DloralModelSource.TryCreate(model, new DloralVideoOptions { Scale = scale });
+        using var upscaler = DloralModelSource.TryCreate(model, new DloralVideoOptions { Scale = scale, DType = dtype });
         if (upscaler is not DloralUpscaler dloral)
         {
             runner.Measure($"{Path.GetFileName(model)} (dloral upscale path)", frames, timer =>
@@ -84,7 +88,7 @@ internal static class BicubicEndToEndBench
             }, "Upscaler.Run with this model");
             return;
         }
-        runner.Measure($"{Path.GetFileName(model)} (DLoRAL, streaming job)", frames, timer =>
+        runner.Measure($"{Path.GetFileName(model)} {(dtype == TorchSharp.torch.ScalarType.BFloat16 ? "bf16" : "fp32")} (DLoRAL, streaming job)", frames, timer =>
         {
             var t = dloral.Timings;
             var before = (t.Prepare, t.VaeEncode, t.Cfr, t.Unet, t.VaeDecode, t.ColorFix);
