@@ -211,6 +211,8 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
         Assert.True(c.Losses.TemporalRelative);
         Assert.Equal([0.25, 0.7], c.Data.PhotoScaleRange);
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "data": { "photo_scale_range": [0.5, 1.5] } }"""));
+        var next = TrainingConfig.Load(Path.Combine(GoldenData.RepoRoot, "configs", "compact-continue.json"));
+        Assert.True(CompactModelFile.IsCompactFile(next.ResolvePath(next.Model.Compact!)), "the second round starts from the shipped weights");
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "source": "compact" } }"""));
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "source": "compact", "compact": "x" }, "losses": { "csd_teacher": "model" } }"""));
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "schedule": { "base_steps": 5 } }""")); // source 'dloral' has its prior
