@@ -82,6 +82,13 @@ public sealed class AdamWOptimizer : IDisposable
         double rate = lr ?? Options.LearningRate;
         double b1 = Options.Beta1, b2 = Options.Beta2, wd = Options.WeightDecay, eps = Options.Epsilon;
         using var noGrad = no_grad();
+        // Explicit Scalars, alive until the native calls return: an implicitly converted Scalar can be finalised by the GC
+        // while libtorch still reads it (a training run died once in addcdiv_ with "toFloat" on a garbage value).
+        using var decay = (1 - rate * wd).ToScalar();
+        using var oneMinusB1 = tensor(1 - b1); // lerp_ takes its weight as a tensor (what the implicit conversion made)
+        using var beta2 = b2.ToScalar();
+        using var oneMinusB2 = (1 - b2).ToScalar();
+        using var epsilon = eps.ToScalar();
         foreach (var (name, p) in parameters)
         {
             using var scope = NewDisposeScope();
@@ -103,14 +110,15 @@ public sealed class AdamWOptimizer : IDisposable
             var w = s.Master ?? (Tensor)p;
             var grad = g.to_type(w.dtype);
             s.Step++;
-            w.mul_(1 - rate * wd);
-            s.ExpAvg.lerp_(grad, 1 - b1);
-            s.ExpAvgSq.mul_(b2).addcmul_(grad, grad, 1 - b2);
+            w.mul_(decay);
+            s.ExpAvg.lerp_(grad, oneMinusB1);
+            s.ExpAvgSq.mul_(beta2).addcmul_(grad, grad, oneMinusB2);
             double bc1 = 1 - Math.Pow(b1, s.Step);
             double bc2 = 1 - Math.Pow(b2, s.Step);
-            double stepSize = rate / bc1;
-            var denom = (s.ExpAvgSq.sqrt() / Math.Sqrt(bc2)).add_(eps);
-            w.addcdiv_(s.ExpAvg, denom, -stepSize);
+            using var sqrtBc2 = Math.Sqrt(bc2).ToScalar();
+            using var negStep = (-(rate / bc1)).ToScalar();
+            var denom = s.ExpAvgSq.sqrt().div_(sqrtBc2).add_(epsilon);
+            w.addcdiv_(s.ExpAvg, denom, negStep);
             if (s.Master is not null) p.copy_(s.Master);
         }
     }
