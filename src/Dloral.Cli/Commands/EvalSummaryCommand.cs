@@ -25,8 +25,8 @@ public static class EvalSummaryCommand
                 bool force = parse.GetValue(overwrite);
                 if (!force && (File.Exists(path) || File.Exists(jsonPath)))
                     throw new UsageException($"{(File.Exists(path) ? path : jsonPath)} exists: use --overwrite to replace it");
-                WriteAtomically(path, markdown);
-                WriteAtomically(jsonPath, EvalSummary.ToJson(rows));
+                AtomicFile.WriteAllText(path, markdown);
+                AtomicFile.WriteAllText(jsonPath, EvalSummary.ToJson(rows));
                 console.Error.WriteLine($"wrote {path} and {jsonPath} ({rows.Count} method(s))");
             }
             else
@@ -36,19 +36,5 @@ public static class EvalSummaryCommand
             return Task.FromResult(ExitCodes.Ok);
         }));
         return command;
-    }
-
-    private static void WriteAtomically(string path, string text)
-    {
-        var tmp = path + ".partial";
-        try
-        {
-            File.WriteAllText(tmp, text);
-            File.Move(tmp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
     }
 }

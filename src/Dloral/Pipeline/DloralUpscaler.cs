@@ -238,7 +238,7 @@ public sealed class DloralUpscaler : IUpscaler
         // replicate) — a different kernel at inference than in training costs PSNR.
         var bicubic = _model.Codec is VaeLatentCodec || ph < h
             ? Resize(frame.to(ScalarType.Float32).unsqueeze(0), ph, pw, ResampleKernel.Cubic(-0.5)).clamp_(0.0, 1.0)
-            : nn.functional.interpolate(frame.to(ScalarType.Float32).unsqueeze(0), size: [ph, pw], mode: InterpolationMode.Bicubic, align_corners: false).clamp_(0.0, 1.0);
+            : BicubicInput.Upscale(frame.unsqueeze(0), ph, pw);
         var u8 = bicubic.mul(255.0).round_().to_type(ScalarType.Byte);
         var gray = UncertaintyMap.GraySmall(UncertaintyMap.GrayU8(u8));   // [1,1,H/8,W/8] (resized to 1/f per window)
         var signature = _cuts.Signature(bicubic);
@@ -274,11 +274,7 @@ public sealed class DloralUpscaler : IUpscaler
             latents = stack([previous.Latent, current.Latent], 1);                            // [1,2,C,h,w]
             uncertainty = UncertaintyMap.ForWindow(cat([previous.Gray, current.Gray], 0))    // [1,1,1,H/8,W/8]
                 .to(frames.device);
-            // The map is defined at 1/8 (the reference); other codecs get it resized to their latent grid, exactly as
-            // CompactDloral.UncertaintyOf does for training.
-            if (uncertainty.shape[3] != lh || uncertainty.shape[4] != lw)
-                uncertainty = nn.functional.interpolate(uncertainty.view(1, 1, uncertainty.shape[3], uncertainty.shape[4]), size: [lh, lw],
-                                                        mode: InterpolationMode.Nearest).view(1, 1, 1, lh, lw);
+            uncertainty = UncertaintyMap.ToLatentGrid(uncertainty, lh, lw);
         }
         Timings.Prepare += clock.Elapsed;
 

@@ -74,6 +74,21 @@ public static class UncertaintyMap
         return stacked.unsqueeze(0).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The map [n,1,1,H/8,W/8] (defined at 1/8, the reference's grid) on a latent grid of another codec factor:
+    /// nearest-resized to [n,1,1,<paramref name="height"/>,<paramref name="width"/>]; unchanged when it already fits.
+    /// Training and the video pipeline both use this, so the compact model sees the same map in both.
+    /// </summary>
+    public static Tensor ToLatentGrid(Tensor map, long height, long width)
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        if (map.shape[3] == height && map.shape[4] == width) return map;
+        using var scope = NewDisposeScope();
+        long n = map.shape[0];
+        return nn.functional.interpolate(map.view(n, 1, map.shape[3], map.shape[4]), size: [height, width], mode: InterpolationMode.Nearest)
+            .view(n, 1, 1, height, width).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Convenience: RGB uint8 frames [T,3,H,W] (already at the processing size) → [1,T−1,1,H/8,W/8].</summary>
     public static Tensor FromRgbFrames(Tensor rgbU8)
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Dloral.Diffusion;
 using Dloral.Metrics;
+using Dloral.Pipeline;
 using Dloral.Temporal;
 using Dloral.Training.ClipDatasets;
 using Dloral.Training.Degradations;
@@ -176,9 +177,8 @@ public sealed class Trainer : IDisposable
         {
             held = []; // too few files for a held-out split
         }
-        var path = Path.Combine(OutputDirectory, "validation_files.txt");
-        File.WriteAllLines(path + ".partial", held.Select(Path.GetFullPath));
-        File.Move(path + ".partial", path, overwrite: true);
+        AtomicFile.WriteAllText(Path.Combine(OutputDirectory, "validation_files.txt"),
+            string.Concat(held.Select(f => Path.GetFullPath(f) + Environment.NewLine)));
     }
 
     /// <summary>Continues from a checkpoint folder (or the newest one under a run folder).</summary>
@@ -238,7 +238,7 @@ public sealed class Trainer : IDisposable
         var model = Model.Model;
         var hr = clip.Hr.to(ScalarType.Float32, _device);
         long t = hr.shape[0], size = hr.shape[2], width = hr.shape[3];
-        var up = F.interpolate(lrClip.to(ScalarType.Float32, _device), size: [size, width], mode: InterpolationMode.Bicubic, align_corners: false).clamp(0, 1);
+        var up = BicubicInput.Upscale(lrClip.to(_device), size, width);
         var src = (up * 2 - 1).to_type(_dtype);
         var tgt = hr * 2 - 1;
         var u8 = up.mul(255).round().to_type(ScalarType.Byte).cpu();
@@ -255,8 +255,7 @@ public sealed class Trainer : IDisposable
         {
             var frames = src.narrow(0, i, 2).unsqueeze(0);
             var lat = latents.narrow(0, i, 2).unsqueeze(0);
-            var unc = weights.Stage == TrainingStage.Base ? zeros([1, 1, 1, size / 8, width / 8], device: _device)
-                : UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device);
+            var unc = weights.Stage == TrainingStage.Base ? null : UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device);
             var unetIn = UnetInput(frames, lat, unc, weights.Stage);
             var x = model.Denoise(unetIn, _promptEmbeds);
             images.Add(model.DecodeLatents(x));
@@ -310,7 +309,7 @@ public sealed class Trainer : IDisposable
         using var scope = NewDisposeScope();
         var hr = clip.Hr;
         long size = hr.shape[2], width = hr.shape[3];
-        var up = F.interpolate(clip.Lr!.to(ScalarType.Float32, _device), size: [size, width], mode: InterpolationMode.Bicubic, align_corners: false).clamp(0, 1);
+        var up = BicubicInput.Upscale(clip.Lr!.to(_device), size, width);
         var src = (up * 2 - 1).to_type(_dtype);
         Tensor epe = zeros(1, device: _device).squeeze();
         double zeroFlow = 0;
@@ -343,10 +342,10 @@ public sealed class Trainer : IDisposable
     /// The UNet input of a window: [warped previous ‖ CFR-fused current]; in the base stage (single-frame SR, no CFR)
     /// the current latent twice.
     /// </summary>
-    private Tensor UnetInput(Tensor frames, Tensor latents, Tensor uncertainty, TrainingStage stage)
+    private Tensor UnetInput(Tensor frames, Tensor latents, Tensor? uncertainty, TrainingStage stage)
     {
         if (stage == TrainingStage.Base) return Model.Model.SingleFrameInput(latents.select(1, 1)); // as `upscale --no-temporal`
-        var (unetIn, retrieval) = Model.Model.Fuse(frames, latents, uncertainty);
+        var (unetIn, retrieval) = Model.Model.Fuse(frames, latents, uncertainty ?? throw new ArgumentNullException(nameof(uncertainty)));
         retrieval.Dispose();
         return unetIn;
     }
@@ -530,7 +529,7 @@ public sealed class Trainer : IDisposable
         var model = Model.Model;
         var hr = clip.Hr.to(ScalarType.Float32, _device);
         long t = hr.shape[0], h = hr.shape[2], w = hr.shape[3];
-        var up = F.interpolate(clip.Lr!.to(ScalarType.Float32, _device), size: [h, w], mode: InterpolationMode.Bicubic, align_corners: false).clamp(0, 1);
+        var up = BicubicInput.Upscale(clip.Lr!.to(_device), h, w);
         var src = (up * 2 - 1).to_type(_dtype);
         var u8 = up.mul(255).round().to_type(ScalarType.Byte).cpu();
         var latents = model.EncodeLatents(src);
@@ -566,16 +565,7 @@ public sealed class Trainer : IDisposable
     {
         var compact = Model.Compact ?? throw new InvalidOperationException($"export: the model of this run is '{Config.Model.Source}', not 'compact'");
         var full = Path.GetFullPath(path);
-        var tmp = full + ".partial";
-        try
-        {
-            compact.Save(tmp, dtype);
-            File.Move(tmp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(tmp)) File.Delete(tmp);
-        }
+        compact.Save(full, dtype); // SafeTensorsWriter writes a temp file and renames it: never a partial export
         _log.Message($"exported the compact model at step {Step} to {full}");
     }
 

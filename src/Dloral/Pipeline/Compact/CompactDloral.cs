@@ -252,9 +252,7 @@ public sealed class CompactDloral : IDisposable
         {
             var u8 = window.select(0, i).add(1.0).mul(127.5).round().clamp(0, 255).to_type(ScalarType.Byte);
             var m = UncertaintyMap.FromRgbFrames(u8).to_type(ScalarType.Float32); // [1,1,1,H/8,W/8]
-            if (f != 8 || m.shape[3] != h / f || m.shape[4] != w / f)
-                m = F.interpolate(m.view(1, 1, m.shape[3], m.shape[4]), size: [h / f, w / f], mode: InterpolationMode.Nearest).view(1, 1, 1, h / f, w / f);
-            maps.Add(m);
+            maps.Add(UncertaintyMap.ToLatentGrid(m, h / f, w / f));
         }
         return cat(maps, 0).MoveToOuterDisposeScope();
     }
