@@ -29,28 +29,9 @@ public class CompactUpscalerTests(ITestOutputHelper output)
         return CompactDloral.Load(path);
     }
 
-    /// <summary>4 lossless frames of a rotating testsrc2 (64×48, so the uncertainty map is not empty) as float [3,H,W] in [0,1], read through our media layer.</summary>
-    private static List<Tensor> Clip(TestMedia media, string source = "testsrc2=s=64x48:r=25,rotate=a=0.1*n")
-    {
-        string path = media.PathOf("clip.mkv");
-        TestMedia.Ffmpeg("-f", "lavfi", "-i", source, "-frames:v", "4", "-c:v", "ffv1", "-pix_fmt", "bgr0", path);
-        using var src = FrameSource.Open(path);
-        return src.Select(f => FrameTensors.ToTensor(f).DetachFromDisposeScope()).ToList();
-    }
+    private static List<Tensor> Clip(TestMedia media, string source = "testsrc2=s=64x48:r=25,rotate=a=0.1*n") => UpscalerDriver.Clip(media, source, 4);
 
-    /// <summary>Drives the upscaler like VideoUpscaleJob does (FramesBefore earlier and FramesAfter later frames per window).</summary>
-    private static List<Tensor> Run(IUpscaler upscaler, IReadOnlyList<Tensor> frames, Action<int>? afterFrame = null)
-    {
-        var outputs = new List<Tensor>();
-        for (int n = 0; n < frames.Count; n++)
-        {
-            int from = Math.Max(0, n - upscaler.FramesBefore), to = Math.Min(frames.Count - 1, n + upscaler.FramesAfter);
-            var window = new FrameWindow(frames.Skip(from).Take(to - from + 1).ToList(), n - from, n, sceneStart: n == 0);
-            outputs.Add(upscaler.Upscale(window).DetachFromDisposeScope());
-            afterFrame?.Invoke(n);
-        }
-        return outputs;
-    }
+    private static List<Tensor> Run(IUpscaler upscaler, IReadOnlyList<Tensor> frames, Action<int>? afterFrame = null) => UpscalerDriver.Run(upscaler, frames, afterFrame);
 
     /// <summary>The compact model's input: torch's bicubic (a = −0.75, as the trainer makes it), clamped, [3,h,w] → [1,3,H,W].</summary>
     private static Tensor Bicubic(Tensor frame, int height, int width)

@@ -23,28 +23,9 @@ public class DloralUpscalerTests(ITestOutputHelper output)
 
     private static readonly DloralVideoOptions Small = new() { MinimumProcessSide = 64 };
 
-    /// <summary>8 frames of testsrc2 (32×32) as float [3,H,W] tensors, read through our media layer.</summary>
-    private static List<Tensor> Clip(TestMedia media, string source = "testsrc2=s=32x32:r=25,rotate=a=0.05*n")
-    {
-        string path = media.PathOf("clip.mkv");
-        TestMedia.Ffmpeg("-f", "lavfi", "-i", source, "-frames:v", "8", "-c:v", "ffv1", "-pix_fmt", "bgr0", path);
-        using var src = FrameSource.Open(path);
-        return src.Select(f => FrameTensors.ToTensor(f).DetachFromDisposeScope()).ToList();
-    }
+    private static List<Tensor> Clip(TestMedia media, string source = "testsrc2=s=32x32:r=25,rotate=a=0.05*n") => UpscalerDriver.Clip(media, source, 8);
 
-    /// <summary>Drives the upscaler like VideoUpscaleJob does (FramesBefore earlier and FramesAfter later frames per window).</summary>
-    private static List<Tensor> Run(IUpscaler upscaler, IReadOnlyList<Tensor> frames, Action<int>? afterFrame = null)
-    {
-        var outputs = new List<Tensor>();
-        for (int n = 0; n < frames.Count; n++)
-        {
-            int from = Math.Max(0, n - upscaler.FramesBefore), to = Math.Min(frames.Count - 1, n + upscaler.FramesAfter);
-            var window = new FrameWindow(frames.Skip(from).Take(to - from + 1).ToList(), n - from, n, sceneStart: n == 0);
-            outputs.Add(upscaler.Upscale(window).DetachFromDisposeScope());
-            afterFrame?.Invoke(n);
-        }
-        return outputs;
-    }
+    private static List<Tensor> Run(IUpscaler upscaler, IReadOnlyList<Tensor> frames, Action<int>? afterFrame = null) => UpscalerDriver.Run(upscaler, frames, afterFrame);
 
     [Theory]
     [InlineData(32, 32, 4, 64, 128, 128)]     // already large enough: ×4
