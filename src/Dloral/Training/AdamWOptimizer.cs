@@ -82,13 +82,14 @@ public sealed class AdamWOptimizer : IDisposable
         double rate = lr ?? Options.LearningRate;
         double b1 = Options.Beta1, b2 = Options.Beta2, wd = Options.WeightDecay, eps = Options.Epsilon;
         using var noGrad = no_grad();
-        // Explicit Scalars, alive until the native calls return: an implicitly converted Scalar can be finalised by the GC
-        // while libtorch still reads it (a training run died once in addcdiv_ with "toFloat" on a garbage value).
-        using var decay = (1 - rate * wd).ToScalar();
+        // Explicit Scalars kept reachable (GC.KeepAlive below) until the native calls have returned: an implicitly converted
+        // Scalar can be finalised by the GC while libtorch still reads it (a run died once in addcdiv_ with "toFloat" on a
+        // garbage value). They are not disposed here: a dispose scope may own them.
+        var decay = (1 - rate * wd).ToScalar();
+        var beta2 = b2.ToScalar();
+        var oneMinusB2 = (1 - b2).ToScalar();
+        var epsilon = eps.ToScalar();
         using var oneMinusB1 = tensor(1 - b1); // lerp_ takes its weight as a tensor (what the implicit conversion made)
-        using var beta2 = b2.ToScalar();
-        using var oneMinusB2 = (1 - b2).ToScalar();
-        using var epsilon = eps.ToScalar();
         foreach (var (name, p) in parameters)
         {
             using var scope = NewDisposeScope();
@@ -115,12 +116,18 @@ public sealed class AdamWOptimizer : IDisposable
             s.ExpAvgSq.mul_(beta2).addcmul_(grad, grad, oneMinusB2);
             double bc1 = 1 - Math.Pow(b1, s.Step);
             double bc2 = 1 - Math.Pow(b2, s.Step);
-            using var sqrtBc2 = Math.Sqrt(bc2).ToScalar();
-            using var negStep = (-(rate / bc1)).ToScalar();
+            var sqrtBc2 = Math.Sqrt(bc2).ToScalar();
+            var negStep = (-(rate / bc1)).ToScalar();
             var denom = s.ExpAvgSq.sqrt().div_(sqrtBc2).add_(epsilon);
             w.addcdiv_(s.ExpAvg, denom, negStep);
+            GC.KeepAlive(sqrtBc2);
+            GC.KeepAlive(negStep);
             if (s.Master is not null) p.copy_(s.Master);
         }
+        GC.KeepAlive(decay);
+        GC.KeepAlive(beta2);
+        GC.KeepAlive(oneMinusB2);
+        GC.KeepAlive(epsilon);
     }
 
     /// <summary>The state as tensors (<c>name.exp_avg</c>, <c>name.exp_avg_sq</c>, <c>name.master</c>) plus per-name step counts.</summary>
