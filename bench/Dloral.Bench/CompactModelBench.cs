@@ -18,7 +18,7 @@ namespace Dloral.Bench;
 /// </summary>
 internal static class CompactModelBench
 {
-    private sealed record Candidate(string Name, string Description, long[] Channels, int ConvKernel, int FlowDownscale, int AttentionPool);
+    private sealed record Candidate(string Name, string Description, long[] Channels, int ConvKernel, int FlowDownscale, int AttentionPool, int CodecFactor = 8);
 
     private static readonly Candidate[] Candidates =
     [
@@ -28,6 +28,9 @@ internal static class CompactModelBench
         new("c64k3", "UNet [64,128,192], 3×3 conv_in/conv_out, CFR attention /2, flow /8 (weights 40 MB in fp32)", [64, 128, 192], 3, 1, 2),
         new("c48k3p4", "c48k3 with CFR attention on a /4 latent grid", [48, 96, 128], 3, 1, 4),
         new("c48k3f16", "c48k3 with the flow on /16 frames (upsampled ×2 to the latent grid)", [48, 96, 128], 3, 2, 2),
+        new("f4c48", "pixel-unshuffle f=4 (48-ch latents at the LR grid), UNet [48,96,128], flow /8 frames, CFR attention /4 (the /16 grid of c48k3)", [48, 96, 128], 3, 2, 4, 4),
+        new("f4c32x4", "f=4, four levels UNet [32,64,96,128], flow /8, attention /4", [32, 64, 96, 128], 3, 2, 4, 4),
+        new("f4c32", "f=4, UNet [32,64,128], flow /8, attention /4", [32, 64, 128], 3, 2, 4, 4),
     ];
 
     public static int Run(string[] args)
@@ -123,6 +126,9 @@ internal static class CompactModelBench
         var cfr = root["cfr"]!.AsObject();
         cfr["flow_downscale"] = c.FlowDownscale;
         cfr["attention_pool"] = c.AttentionPool;
+        var codec = root["codec"]!.AsObject();
+        codec["factor"] = c.CodecFactor;
+        codec["scaling_factor"] = 1.0 / c.CodecFactor;
         return root.ToJsonString();
     }
 
@@ -132,6 +138,10 @@ internal static class CompactModelBench
         root["block_out_channels"] = new JsonArray(c.Channels.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray());
         root["conv_in_kernel"] = c.ConvKernel;
         root["conv_out_kernel"] = c.ConvKernel;
+        root["in_channels"] = 3 * c.CodecFactor * c.CodecFactor;
+        root["out_channels"] = 3 * c.CodecFactor * c.CodecFactor;
+        root["down_block_types"] = new JsonArray(c.Channels.Select(_ => (JsonNode)JsonValue.Create("DownBlock2D")!).ToArray());
+        root["up_block_types"] = new JsonArray(c.Channels.Select(_ => (JsonNode)JsonValue.Create("UpBlock2D")!).ToArray());
         return root.ToJsonString();
     }
 

@@ -30,7 +30,8 @@ public class CompactModelTests(ITestOutputHelper output)
         using var model = CompactDloral.Build(Folder);
         Assert.Equal(4, model.Config.Scale);
         Assert.IsType<PixelUnshuffleCodec>(model.Model.Codec);
-        Assert.Equal(192, model.Model.LatentChannels);
+        int f = model.Config.CodecFactor, c = 3 * f * f; // the codec's latent channels: 3·f² (lossless unshuffle)
+        Assert.Equal(c, model.Model.LatentChannels);
         Assert.Equal(Folder, CompactDloral.FindModelFolder());
         var noVae = Assert.Throws<InvalidOperationException>(() => model.Model.Vae);
         Assert.Contains("PixelUnshuffleCodec", noVae.Message);
@@ -43,24 +44,24 @@ public class CompactModelTests(ITestOutputHelper output)
         var lr = LrWindow(0);
         using var result = model.Upscale(lr);
         Assert.Equal(new long[] { 1, 3, 96, 160 }, result.OutputImage.shape);
-        Assert.Equal(new long[] { 1, 192, 12, 20 }, result.XDenoised.shape);
+        Assert.Equal(new long[] { 1, c, 96 / f, 160 / f }, result.XDenoised.shape);
         Assert.True(result.OutputImage.isfinite().all().item<bool>());
         Assert.True(result.OutputImage.abs().max().item<float>() <= 1f);
         // conv_out starts at zero, so the untrained UNet predicts ε̂ = 0 exactly: training starts from the identity on the
         // bicubic input (x = fused current latent).
         Assert.Equal(0f, result.ModelPred.abs().max().item<float>());
-        Assert.Equal(new long[] { 1, 384, 12, 20 }, result.UnetInput.shape);
-        TensorAssert.Close(result.UnetInput.narrow(1, 192, 192), result.XDenoised, 0, 0, "x = fused current latent − 0");
+        Assert.Equal(new long[] { 1, 2 * c, 96 / f, 160 / f }, result.UnetInput.shape);
+        TensorAssert.Close(result.UnetInput.narrow(1, c, c), result.XDenoised, 0, 0, "x = fused current latent − 0");
     }
 
     [Fact]
-    public void Step_and_DenoiseWindow_agree_on_192_channel_latents_and_the_tiled_path_runs()
+    public void Step_and_DenoiseWindow_agree_on_the_codec_latents_and_the_tiled_path_runs()
     {
         TorchRuntime.Initialize();
         using var model = CompactDloral.Build(Folder);
         using var scope = NewDisposeScope();
         using var guard = inference_mode();
-        var lr = LrWindow(2, 32, 48); // HR 128×192, latent 16×24
+        var lr = LrWindow(2, 32, 48); // HR 128×192, latent 16×24 at f=8
         using var step = model.Upscale(lr);
         var hr = nn.functional.interpolate(lr.view(2, 3, 32, 48), size: [128, 192], mode: InterpolationMode.Bicubic, align_corners: false)
             .clamp_(-1, 1).view(1, 2, 3, 128, 192);

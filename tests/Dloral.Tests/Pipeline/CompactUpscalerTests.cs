@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Dloral.Media;
 using Dloral.Pipeline;
 using Dloral.Pipeline.Compact;
@@ -127,9 +128,13 @@ public class CompactUpscalerTests(ITestOutputHelper output)
     {
         TorchRuntime.Initialize();
         // The compact architecture with a 1/4 pixel-unshuffle (48-channel latents): nothing in the pipeline may assume 8.
-        string compactJson = File.ReadAllText(Path.Combine(Folder, "compact.json")).Replace("\"factor\": 8", "\"factor\": 4", StringComparison.Ordinal)
-            .Replace("\"scaling_factor\": 0.125", "\"scaling_factor\": 0.25", StringComparison.Ordinal);
-        string unetJson = File.ReadAllText(Path.Combine(Folder, "unet_config.json")).Replace(": 192,", ": 48,", StringComparison.Ordinal);
+        var compactNode = JsonNode.Parse(File.ReadAllText(Path.Combine(Folder, "compact.json")))!;
+        compactNode["codec"]!["factor"] = 4;
+        compactNode["codec"]!["scaling_factor"] = 0.25;
+        var unetNode = JsonNode.Parse(File.ReadAllText(Path.Combine(Folder, "unet_config.json")))!;
+        unetNode["in_channels"] = 48;
+        unetNode["out_channels"] = 48;
+        string compactJson = compactNode.ToJsonString(), unetJson = unetNode.ToJsonString();
         using var compact = CompactDloral.Build(CompactDloralConfig.Parse(compactJson, unetJson, "factor-4 test config"));
         Assert.Equal(4, compact.Model.Codec.DownscaleFactor);
         // 17×13 ×4 = 68×52: rounded down to a multiple of 4, not of 8.
@@ -198,8 +203,9 @@ public class CompactUpscalerTests(ITestOutputHelper output)
             var hr = Bicubic(frames[2], 192, 256).mul(2.0).sub(1.0);
             var z = compact.Model.EncodeLatents(hr);
             var input = compact.Model.SingleFrameInput(z);
-            Assert.Equal(new long[] { 1, 384, 24, 32 }, input.shape);
-            TensorAssert.Equal(input.narrow(1, 0, 192), input.narrow(1, 192, 192), "[z ‖ z]");
+            int f = compact.Config.CodecFactor, c = 3 * f * f;
+            Assert.Equal(new long[] { 1, 2 * c, 192 / f, 256 / f }, input.shape);
+            TensorAssert.Equal(input.narrow(1, 0, c), input.narrow(1, c, c), "[z ‖ z]");
             var expected = compact.Model.DecodeLatents(compact.Model.DenoiseSingleFrame(z, compact.Prompt)).squeeze(0).add(1.0).div(2.0);
             TensorAssert.Close(expected, alone[2], 1e-5, 1e-5, "frame 2 alone vs DenoiseSingleFrame");
         }
