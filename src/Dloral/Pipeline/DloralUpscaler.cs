@@ -80,7 +80,7 @@ public sealed class DloralUpscaler : IUpscaler
         _promptEmbeds = promptEmbeds.DetachFromDisposeScope();
         _options = options;
         _colorFix = options.ColorFix ?? (model.Codec is VaeLatentCodec ? ColorFixMethod.Adain : ColorFixMethod.None);
-        _tiler = new LatentTiler(options.TileSize, options.TileOverlap);
+        _tiler = LatentTiler.ForCodec(options.TileSize, options.TileOverlap, model.Codec is VaeLatentCodec, model.Codec.DownscaleFactor);
         if (model.Codec is VaeLatentCodec vae)
         {
             var vaeOptions = options.Vae;

@@ -49,11 +49,15 @@ public sealed record DloralVideoOptions
     /// </summary>
     public ColorFixMethod? ColorFix { get; init; }
 
-    /// <summary>Latent tile side (latent pixels; the reference's <c>--latent_tiled_size</c>).</summary>
-    public int TileSize { get; init; } = LatentTiler.DefaultTileSize;
+    /// <summary>
+    /// Latent tile side (latent pixels; the reference's <c>--latent_tiled_size</c>); null = the model's default:
+    /// the reference's 96 for SD's VAE, <see cref="LatentTiler.CodecTilePixels"/> / f for other codecs.
+    /// </summary>
+    public int? TileSize { get; init; }
 
-    /// <summary>Latent tile overlap (the reference's <c>--latent_tiled_overlap</c>).</summary>
-    public int TileOverlap { get; init; } = LatentTiler.DefaultOverlap;
+    /// <summary>Latent tile overlap (the reference's <c>--latent_tiled_overlap</c>); null = the model's default (32 for SD,
+    /// <see cref="LatentTiler.CodecOverlapPixels"/> / f for other codecs).</summary>
+    public int? TileOverlap { get; init; }
 
     /// <summary>VAE tiles (pixels / latent pixels); frames that fit one tile run untiled, bit-identical.</summary>
     public TiledVaeOptions Vae { get; init; } = new();
@@ -98,8 +102,10 @@ public sealed record DloralVideoOptions
     {
         if (Scale is < 1 or > 8) throw new UpscaleOptionsException($"scale must be between 1 and 8, got {Scale}", "scale");
         if (!double.IsFinite(Adapters.Detail) || Adapters.Detail < 0) throw new UpscaleOptionsException($"detail must be a finite number ≥ 0, got {Adapters.Detail}", "detail");
-        if (TileSize < 8) throw new UpscaleOptionsException($"tile must be at least 8 latent pixels, got {TileSize}", "tile");
-        if (TileOverlap < 0 || TileOverlap >= TileSize) throw new UpscaleOptionsException($"tile overlap must be in [0, tile), got {TileOverlap} with tile {TileSize}", "tile-overlap");
+        if (TileSize is < 8) throw new UpscaleOptionsException($"tile must be at least 8 latent pixels, got {TileSize}", "tile");
+        if (TileOverlap is < 0) throw new UpscaleOptionsException($"tile overlap must be ≥ 0, got {TileOverlap}", "tile-overlap");
+        if (TileSize is { } tile && TileOverlap is { } overlap && overlap >= tile)
+            throw new UpscaleOptionsException($"tile overlap must be in [0, tile), got {overlap} with tile {tile}", "tile-overlap");
         if (DType is not (torch.ScalarType.Float32 or torch.ScalarType.BFloat16))
             throw new UpscaleOptionsException($"dtype must be float32 or bfloat16, got {DType}", "dtype");
         if (MinimumProcessSide < MinimumProcessSideFloor)

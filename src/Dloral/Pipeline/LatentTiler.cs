@@ -33,6 +33,27 @@ public sealed class LatentTiler
     /// <summary>The reference's default overlap (<c>--latent_tiled_overlap</c>).</summary>
     public const int DefaultOverlap = 32;
 
+    /// <summary>
+    /// Default tile side in image pixels for codecs other than SD's VAE (the compact model): the tile only bounds the
+    /// CFR attention and memory, which are small there, so a 720p frame (1280×720 ≤ 1024² px) runs as one tile at any
+    /// codec factor: no overlap recomputation, and the same whole-frame result the model was evaluated with.
+    /// </summary>
+    public const int CodecTilePixels = 1024;
+
+    /// <summary>Default overlap in image pixels for codecs other than SD's VAE (the reference's 32 latent px × 8).</summary>
+    public const int CodecOverlapPixels = 256;
+
+    /// <summary>The tiler for a codec: <paramref name="tileSize"/>/<paramref name="overlap"/> when given, else the
+    /// reference's 96/32 for SD's VAE (<paramref name="isSdVae"/>) or 1024/256 px divided by the codec factor.</summary>
+    public static LatentTiler ForCodec(int? tileSize, int? overlap, bool isSdVae, int codecFactor)
+    {
+        int tile = tileSize ?? (isSdVae ? DefaultTileSize : CodecTilePixels / codecFactor);
+        // A default overlap shrinks with a smaller explicit tile (to a third, the reference's 32/96); an explicit one must fit.
+        int over = overlap ?? Math.Min(isSdVae ? DefaultOverlap : CodecOverlapPixels / codecFactor, tile / 3);
+        if (over >= tile) throw new UpscaleOptionsException($"tile overlap must be smaller than the tile, got {over} with tile {tile} latent px", "tile-overlap");
+        return new LatentTiler(tile, over);
+    }
+
     public LatentTiler(int tileSize = DefaultTileSize, int overlap = DefaultOverlap)
     {
         if (tileSize < 1) throw new ArgumentOutOfRangeException(nameof(tileSize), tileSize, "tile size must be at least 1");

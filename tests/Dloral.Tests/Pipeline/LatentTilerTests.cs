@@ -9,6 +9,29 @@ namespace Dloral.Tests.Pipeline;
 
 public class LatentTilerTests(ITestOutputHelper output)
 {
+    [Theory]
+    // SD's VAE keeps the reference's 96/32; other codecs get 1024/256 px in latent pixels, so a 720p frame is one tile.
+    [InlineData(true, 8, null, null, 96, 32, 3)]
+    [InlineData(false, 8, null, null, 128, 32, 1)]
+    [InlineData(false, 4, null, null, 256, 64, 1)]
+    [InlineData(false, 4, 32, null, 32, 10, 120)]   // an explicit small tile shrinks the default overlap to a third
+    [InlineData(false, 4, 100, 20, 100, 20, 8)]
+    public void Tile_defaults_follow_the_codec(bool sdVae, int factor, int? tile, int? overlap, int expectedTile, int expectedOverlap, int tiles720p)
+    {
+        var tiler = LatentTiler.ForCodec(tile, overlap, sdVae, factor);
+        Assert.Equal(expectedTile, tiler.TileSize);
+        Assert.Equal(expectedOverlap, tiler.Overlap);
+        Assert.Equal(tiles720p, tiler.Plan(720 / factor, 1280 / factor).Count);
+    }
+
+    [Fact]
+    public void An_explicit_overlap_that_does_not_fit_the_tile_is_an_option_error()
+    {
+        var e = Assert.Throws<UpscaleOptionsException>(() => LatentTiler.ForCodec(null, 96, isSdVae: true, codecFactor: 8));
+        Assert.Equal("tile-overlap", e.OptionName);
+        Assert.Contains("96", e.Message);
+    }
+
     [Fact]
     public void Gaussian_weights_96_equal_the_reference_bit_for_bit()
     {
