@@ -255,7 +255,7 @@ public sealed class Trainer : IDisposable
         {
             var frames = src.narrow(0, i, 2).unsqueeze(0);
             var lat = latents.narrow(0, i, 2).unsqueeze(0);
-            var unc = weights.Stage == TrainingStage.Base ? null : UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device);
+            var unc = weights.Stage == TrainingStage.Base ? null : WindowUncertainty(u8, i, latents);
             var unetIn = UnetInput(frames, lat, unc, weights.Stage);
             var x = model.Denoise(unetIn, _promptEmbeds);
             images.Add(model.DecodeLatents(x));
@@ -342,6 +342,11 @@ public sealed class Trainer : IDisposable
     /// The UNet input of a window: [warped previous ‖ CFR-fused current]; in the base stage (single-frame SR, no CFR)
     /// the current latent twice.
     /// </summary>
+    /// <summary>The uncertainty map of frames i, i+1 (uint8 bicubic input [T,3,H,W]) on the codec's latent grid, as the
+    /// video pipeline computes it (defined at 1/8; resized when the codec factor is not 8).</summary>
+    private Tensor WindowUncertainty(Tensor u8, int i, Tensor latents) =>
+        UncertaintyMap.ToLatentGrid(UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device), latents.shape[2], latents.shape[3]);
+
     private Tensor UnetInput(Tensor frames, Tensor latents, Tensor? uncertainty, TrainingStage stage)
     {
         if (stage == TrainingStage.Base) return Model.Model.SingleFrameInput(latents.select(1, 1)); // as `upscale --no-temporal`
@@ -536,7 +541,7 @@ public sealed class Trainer : IDisposable
         var outputs = new List<Tensor>();
         for (int i = 0; i + 1 < t; i++)
         {
-            var unc = UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device);
+            var unc = WindowUncertainty(u8, i, latents);
             var unetIn = UnetInput(src.narrow(0, i, 2).unsqueeze(0), latents.narrow(0, i, 2).unsqueeze(0), unc, Schedule.At(Step).Stage);
             outputs.Add((model.DecodeLatents(model.Denoise(unetIn, _promptEmbeds)).to_type(ScalarType.Float32) * 0.5 + 0.5).clamp(0, 1));
         }

@@ -36,6 +36,52 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
 
     private static Dictionary<string, Tensor> Snapshot(TrainingModel model) => model.All.ToDictionary(p => p.Name, p => p.Param.detach().clone());
 
+    /// <summary>A copy of models/compact's config with the pixel-unshuffle factor set (latent channels 3·f²).</summary>
+    private static string ModelFolderWithFactor(int factor, string dir)
+    {
+        string shipped = CompactDloral.FindModelFolder(GoldenData.RepoRoot) ?? throw new DirectoryNotFoundException("models/compact");
+        var compact = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(shipped, "compact.json")))!;
+        compact["codec"]!["factor"] = factor;
+        compact["codec"]!["scaling_factor"] = 1.0 / factor;
+        var unet = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(shipped, "unet_config.json")))!;
+        unet["in_channels"] = 3 * factor * factor;
+        unet["out_channels"] = 3 * factor * factor;
+        string folder = Directory.CreateDirectory(Path.Combine(dir, $"model-f{factor}")).FullName;
+        File.WriteAllText(Path.Combine(folder, "compact.json"), compact.ToJsonString());
+        File.WriteAllText(Path.Combine(folder, "unet_config.json"), unet.ToJsonString());
+        return folder;
+    }
+
+    [Theory]
+    [InlineData(4)]
+    [InlineData(8)]
+    public void Every_stage_and_validation_run_at_either_codec_factor(int factor)
+    {
+        // The uncertainty map is defined at 1/8: at f = 4 the CFR needs it on the 1/4 latent grid, in training steps and
+        // in validation alike (a real f = 4 run once died in its first validation after the base stage).
+        var dir = TempDir($"f{factor}");
+        try
+        {
+            string folder = ModelFolderWithFactor(factor, dir);
+            using var trainer = new Trainer(Compact(photos.Dir, Path.Combine(dir, "run"), c => c.Model.Compact = folder));
+            Assert.Equal(factor, trainer.Model.Compact!.Config.CodecFactor);
+            var stages = new List<TrainingStage>();
+            for (int step = 0; step < 8; step++)
+            {
+                var record = trainer.TrainStep();
+                stages.Add(Enum.Parse<TrainingStage>(record.Stage, ignoreCase: true));
+                Assert.True(double.IsFinite(record.Loss), $"step {step} ({record.Stage}): loss {record.Loss}");
+                if (step is 1 or 5)
+                {
+                    var v = trainer.Validate();
+                    Assert.InRange(v.Psnr, 5, 60);
+                }
+            }
+            Assert.Equal([TrainingStage.Base, TrainingStage.Flow, TrainingStage.Consistency, TrainingStage.Enhancement], stages.Distinct());
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
     [Fact]
     public void The_untrained_compact_model_is_the_identity_on_its_bicubic_input()
     {
