@@ -338,15 +338,15 @@ public sealed class Trainer : IDisposable
         _log.Message("flow stage: SPyNet starts from zero flow (last conv of every level zeroed)");
     }
 
-    /// <summary>
-    /// The UNet input of a window: [warped previous ‖ CFR-fused current]; in the base stage (single-frame SR, no CFR)
-    /// the current latent twice.
-    /// </summary>
     /// <summary>The uncertainty map of frames i, i+1 (uint8 bicubic input [T,3,H,W]) on the codec's latent grid, as the
     /// video pipeline computes it (defined at 1/8; resized when the codec factor is not 8).</summary>
     private Tensor WindowUncertainty(Tensor u8, int i, Tensor latents) =>
         UncertaintyMap.ToLatentGrid(UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device), latents.shape[2], latents.shape[3]);
 
+    /// <summary>
+    /// The UNet input of a window: [warped previous ‖ CFR-fused current]; in the base stage (single-frame SR, no CFR)
+    /// the current latent twice.
+    /// </summary>
     private Tensor UnetInput(Tensor frames, Tensor latents, Tensor? uncertainty, TrainingStage stage)
     {
         if (stage == TrainingStage.Base) return Model.Model.SingleFrameInput(latents.select(1, 1)); // as `upscale --no-temporal`

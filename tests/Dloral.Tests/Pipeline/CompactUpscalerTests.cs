@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Dloral.Media;
 using Dloral.Pipeline;
 using Dloral.Pipeline.Compact;
@@ -128,13 +127,7 @@ public class CompactUpscalerTests(ITestOutputHelper output)
     {
         TorchRuntime.Initialize();
         // The compact architecture with a 1/4 pixel-unshuffle (48-channel latents): nothing in the pipeline may assume 8.
-        var compactNode = JsonNode.Parse(File.ReadAllText(Path.Combine(Folder, "compact.json")))!;
-        compactNode["codec"]!["factor"] = 4;
-        compactNode["codec"]!["scaling_factor"] = 0.25;
-        var unetNode = JsonNode.Parse(File.ReadAllText(Path.Combine(Folder, "unet_config.json")))!;
-        unetNode["in_channels"] = 48;
-        unetNode["out_channels"] = 48;
-        string compactJson = compactNode.ToJsonString(), unetJson = unetNode.ToJsonString();
+        var (compactJson, unetJson) = CompactConfigFiles.WithFactor(4);
         using var compact = CompactDloral.Build(CompactDloralConfig.Parse(compactJson, unetJson, "factor-4 test config"));
         Assert.Equal(4, compact.Model.Codec.DownscaleFactor);
         // 17×13 ×4 = 68×52: rounded down to a multiple of 4, not of 8.

@@ -19,7 +19,7 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
     {
         var c = new TrainingConfig { BaseDirectory = output, Output = output, Steps = 8, CheckpointEvery = 0, ValidateEvery = 0, LogEvery = 0 };
         c.Model.Source = "compact";
-        c.Model.Compact = CompactDloral.FindModelFolder(GoldenData.RepoRoot) ?? throw new DirectoryNotFoundException("models/compact");
+        c.Model.Compact = CompactConfigFiles.ShippedFolder;
         c.Data.Folder = data;
         c.Data.Crop = 64;
         c.Data.Degradation = "light";
@@ -39,16 +39,10 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
     /// <summary>A copy of models/compact's config with the pixel-unshuffle factor set (latent channels 3·f²).</summary>
     private static string ModelFolderWithFactor(int factor, string dir)
     {
-        string shipped = CompactDloral.FindModelFolder(GoldenData.RepoRoot) ?? throw new DirectoryNotFoundException("models/compact");
-        var compact = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(shipped, "compact.json")))!;
-        compact["codec"]!["factor"] = factor;
-        compact["codec"]!["scaling_factor"] = 1.0 / factor;
-        var unet = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(shipped, "unet_config.json")))!;
-        unet["in_channels"] = 3 * factor * factor;
-        unet["out_channels"] = 3 * factor * factor;
+        var (compactJson, unetJson) = CompactConfigFiles.WithFactor(factor);
         string folder = Directory.CreateDirectory(Path.Combine(dir, $"model-f{factor}")).FullName;
-        File.WriteAllText(Path.Combine(folder, "compact.json"), compact.ToJsonString());
-        File.WriteAllText(Path.Combine(folder, "unet_config.json"), unet.ToJsonString());
+        File.WriteAllText(Path.Combine(folder, "compact.json"), compactJson);
+        File.WriteAllText(Path.Combine(folder, "unet_config.json"), unetJson);
         return folder;
     }
 
