@@ -63,6 +63,7 @@ public sealed class Trainer : IDisposable
     private readonly TrainingLog _log;
     private ClipLoader? _loader;
     private TrainingClip? _validationClip;
+    private WeightAverage? _average;
     private long _lastSavedStep = -1;
 
     public Trainer(TrainingConfig config, TrainerOptions? options = null)
@@ -90,6 +91,7 @@ public sealed class Trainer : IDisposable
                 LearningRate = config.Optimizer.LearningRate, Beta1 = config.Optimizer.Beta1, Beta2 = config.Optimizer.Beta2,
                 Epsilon = config.Optimizer.Epsilon, WeightDecay = config.Optimizer.WeightDecay,
             });
+            if (config.Optimizer.EmaDecay > 0) _average = new WeightAverage(Model.Checkpointed, config.Optimizer.EmaDecay);
             var diffusers = config.ResolvePath(config.Model.Diffusers);
             if (Model.Compact is { } compact)
             {
@@ -139,6 +141,9 @@ public sealed class Trainer : IDisposable
     public AdamWOptimizer Optimizer { get; }
     public string OutputDirectory { get; }
     public string CheckpointDirectory => Path.Combine(OutputDirectory, "checkpoints");
+
+    /// <summary>The moving average of the weights that validation and export use (<c>optimizer.ema_decay</c>); null when off.</summary>
+    public WeightAverage? Average => _average;
 
     /// <summary>Completed optimizer steps (the reference's global_step before the next update).</summary>
     public long Step { get; private set; }
@@ -190,6 +195,21 @@ public sealed class Trainer : IDisposable
             _log.Message($"warning: checkpoint seed {state.Seed} differs from the config's {Config.Seed}; the data stream continues with the config's seed");
         Step = state.Step;
         _lastSavedStep = state.Step;
+        if (_average is not null)
+        {
+            var averageFile = Path.Combine(dir, WeightAverage.FileName);
+            if (File.Exists(averageFile))
+            {
+                _average.Load(averageFile);
+            }
+            else
+            {
+                // A checkpoint of a run without EMA: the average starts here, at the restored weights.
+                _average.Dispose();
+                _average = new WeightAverage(Model.Checkpointed, Config.Optimizer.EmaDecay);
+                _log.Message($"{dir} has no {WeightAverage.FileName}: the weight average starts at step {Step}");
+            }
+        }
         _loader?.Dispose();
         _loader = null;
         _log.Message($"resumed from {dir} at step {Step}");
@@ -404,6 +424,7 @@ public sealed class Trainer : IDisposable
         var trainable = Model.TrainableIn(Model.Stage);
         double norm = AdamWOptimizer.ClipGradNorm(trainable.Select(p => p.Param), Config.Optimizer.MaxGradNorm);
         Optimizer.Step(trainable.Select(p => (p.Name, p.Param)), LearningRateAt(Schedule.At(Step)));
+        _average?.Update(Model.Checkpointed);
         Model.ZeroGrad();
         Step++;
         return norm;
@@ -479,7 +500,7 @@ public sealed class Trainer : IDisposable
     public string SaveCheckpoint(double? lastLoss = null)
     {
         var state = new TrainingState(Step, Config.Seed, DataPosition, Model.Stage.ToString().ToLowerInvariant(), lastLoss, DateTime.UtcNow);
-        var dir = TrainingCheckpoint.Save(CheckpointDirectory, state, Model, Optimizer, Config, _options.AfterCheckpointFile);
+        var dir = TrainingCheckpoint.Save(CheckpointDirectory, state, Model, Optimizer, Config, _options.AfterCheckpointFile, _average);
         _lastSavedStep = Step;
         return dir;
     }
@@ -525,10 +546,12 @@ public sealed class Trainer : IDisposable
         return terms;
     }
 
-    /// <summary>Runs the held-out clip: PSNR/SSIM (RGB, mean over output frames), warping error of the outputs along the ground-truth flow, loss; writes a sample PNG [bicubic | output | ground truth].</summary>
+    /// <summary>Runs the held-out clip: PSNR/SSIM (RGB, mean over output frames), warping error of the outputs along the ground-truth flow, loss; writes a sample PNG [bicubic | output | ground truth].
+    /// With a weight average (<c>optimizer.ema_decay</c>) the averaged weights are the ones validated.</summary>
     public ValidationResult Validate()
     {
         var clip = ValidationClip();
+        using var averaged = _average?.Apply(Model.Checkpointed);
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         var model = Model.Model;
@@ -565,19 +588,22 @@ public sealed class Trainer : IDisposable
         return result;
     }
 
-    /// <summary>Writes the compact model being trained as one weights file (the format <c>dloral upscale --model</c> loads), atomically.</summary>
+    /// <summary>Writes the compact model being trained as one weights file (the format <c>dloral upscale --model</c> loads), atomically;
+    /// with a weight average (<c>optimizer.ema_decay</c>) the averaged weights.</summary>
     public void ExportCompact(string path, ScalarType dtype = ScalarType.Float32)
     {
         var compact = Model.Compact ?? throw new InvalidOperationException($"export: the model of this run is '{Config.Model.Source}', not 'compact'");
         var full = Path.GetFullPath(path);
-        compact.Save(full, dtype); // SafeTensorsWriter writes a temp file and renames it: never a partial export
-        _log.Message($"exported the compact model at step {Step} to {full}");
+        using (_average?.Apply(Model.Checkpointed))
+            compact.Save(full, dtype); // SafeTensorsWriter writes a temp file and renames it: never a partial export
+        _log.Message($"exported the compact model at step {Step} to {full}{(_average is null ? "" : $" (weight average of {_average.Updates} update(s), decay {_average.Decay})")}");
     }
 
     public void Dispose()
     {
         _loader?.Dispose();
         _validationClip?.Dispose();
+        _average?.Dispose();
         _log.Dispose();
         _csd?.Dispose();
         _perceptual?.Dispose();

@@ -43,7 +43,7 @@ public static class TrainingCheckpoint
     /// <paramref name="afterFileWritten"/> is called after each file (tests use it to fail mid-write).
     /// </summary>
     public static string Save(string checkpointsDir, TrainingState state, TrainingModel model, AdamWOptimizer optimizer, TrainingConfig config,
-                              Action<string>? afterFileWritten = null)
+                              Action<string>? afterFileWritten = null, WeightAverage? average = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(model);
@@ -59,6 +59,7 @@ public static class TrainingCheckpoint
             Write(tmp, WeightsFile, path => SafeTensorsWriter.Save(path, weights, new Dictionary<string, string> { ["step"] = state.Step.ToString(CultureInfo.InvariantCulture) }), afterFileWritten);
             var (tensors, steps) = optimizer.Export();
             Write(tmp, OptimizerFile, path => SafeTensorsWriter.Save(path, tensors, new Dictionary<string, string> { ["steps"] = AdamWOptimizer.StepsToJson(steps) }), afterFileWritten);
+            if (average is not null) Write(tmp, WeightAverage.FileName, average.Save, afterFileWritten);
             Write(tmp, ConfigFile, path => File.WriteAllText(path, config.ToJson()), afterFileWritten);
             // state.json last: its presence marks a complete checkpoint.
             Write(tmp, StateFile, path => File.WriteAllText(path, JsonSerializer.Serialize(state, JsonOptions)), afterFileWritten);

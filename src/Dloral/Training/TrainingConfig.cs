@@ -126,6 +126,10 @@ public sealed class OptimizerSection
     /// <summary>Learning rate of the flow stage (SPyNet from scratch); null = <see cref="LearningRate"/>.</summary>
     public double? FlowLearningRate { get; set; }
 
+    /// <summary>Decay of the exponential moving average of the trained weights that validation and export use (e.g. 0.999);
+    /// 0 = off (validate and export the weights as trained). See <see cref="WeightAverage"/>.</summary>
+    public double EmaDecay { get; set; }
+
     /// <summary>The learning rate of a stage.</summary>
     public double LearningRateOf(TrainingStage stage) => stage switch
     {
@@ -234,6 +238,7 @@ public sealed class TrainingConfig
         if (Model.Source == "dloral" && (Schedule.BaseSteps > 0 || Schedule.FlowSteps > 0)) Fail("schedule.base_steps / flow_steps are for models trained from scratch ('scratch', 'compact'), not a pretrained DLoRAL");
         if (Schedule.FlowSteps > 0 && Data.Kind != "images") Fail("schedule.flow_steps needs data.kind 'images': the flow stage learns the exact flow of the synthetic camera motion");
         if (Optimizer.BaseDecayFraction is < 0 or > 1) Fail("optimizer.base_decay_fraction must be in [0, 1]");
+        if (Optimizer.EmaDecay is < 0 or >= 1) Fail("optimizer.ema_decay must be in [0, 1) (0 = no weight average)");
         if (Optimizer.BaseLearningRate is <= 0 || Optimizer.FlowLearningRate is <= 0) Fail("optimizer.base_learning_rate / flow_learning_rate must be > 0");
         if (Model.Source == "dloral" && string.IsNullOrEmpty(Model.Checkpoint)) Fail("model.checkpoint is required for source 'dloral'");
         if (Model.Dtype is not ("float32" or "bfloat16")) Fail($"model.dtype '{Model.Dtype}': use 'float32' or 'bfloat16'");

@@ -216,6 +216,63 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
     }
 
     [Fact]
+    public void With_ema_decay_validation_and_export_use_the_weight_average_and_a_resumed_run_continues_it_exactly()
+    {
+        var straightDir = TempDir("ema-straight");
+        var resumedDir = TempDir("ema-resumed");
+        try
+        {
+            void Ema(TrainingConfig c) { c.Optimizer.EmaDecay = 0.9; c.CheckpointEvery = 2; }
+            Dictionary<string, Tensor> straightAverage;
+            using (var trainer = new Trainer(Compact(photos.Dir, straightDir, Ema)))
+            {
+                trainer.Run(5);
+                var average = trainer.Average!;
+                Assert.Equal(5, average.Updates);
+                straightAverage = trainer.Model.Checkpointed.ToDictionary(p => p.Name, p => average[p.Name].clone());
+                Assert.True(File.Exists(Path.Combine(TrainingCheckpoint.Find(straightDir)!, WeightAverage.FileName)));
+
+                // The average differs from the trained weights (the base stage moved them), and validation leaves the
+                // trained weights exactly as they were.
+                var trained = Snapshot(trainer.Model);
+                Assert.Contains(trainer.Model.Full, p => !average[p.Name].allclose(p.Param.detach(), 0, 1e-7));
+                trainer.Validate();
+                foreach (var p in trainer.Model.All) TensorAssert.Equal(trained[p.Name], p.Param.detach(), p.Name);
+
+                // Export writes the average, not the last step's weights.
+                var file = Path.Combine(straightDir, "ema.export.safetensors");
+                trainer.ExportCompact(file);
+                using var loaded = CompactDloral.Load(file);
+                var exported = loaded.NamedWeights().ToDictionary(kv => kv.Key, kv => kv.Value);
+                int compared = 0;
+                foreach (var p in trainer.Model.Checkpointed)
+                {
+                    TensorAssert.Equal(average[p.Name], exported[p.Name].detach(), p.Name);
+                    compared++;
+                }
+                Assert.Equal(trainer.Model.Checkpointed.Count(), compared);
+                foreach (var t in trained.Values) t.Dispose();
+            }
+            using (var trainer = new Trainer(Compact(photos.Dir, resumedDir, Ema)))
+                trainer.Run(2);
+            using (var trainer = new Trainer(Compact(photos.Dir, resumedDir, Ema)))
+            {
+                trainer.Resume(resumedDir);
+                Assert.Equal(2, trainer.Average!.Updates);
+                trainer.Run(5);
+                foreach (var p in trainer.Model.Checkpointed)
+                    TensorAssert.Close(straightAverage[p.Name], trainer.Average[p.Name], 1e-5, 1e-4, p.Name);
+            }
+            foreach (var t in straightAverage.Values) t.Dispose();
+        }
+        finally
+        {
+            Directory.Delete(straightDir, true);
+            Directory.Delete(resumedDir, true);
+        }
+    }
+
+    [Fact]
     public void The_base_learning_rate_decays_linearly_to_a_tenth_over_its_last_fraction()
     {
         var dir = TempDir("lr");
@@ -253,6 +310,8 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "data": { "photo_scale_range": [0.5, 1.5] } }"""));
         var next = TrainingConfig.Load(Path.Combine(GoldenData.RepoRoot, "configs", "compact-continue.json"));
         Assert.True(CompactModelFile.IsCompactFile(next.ResolvePath(next.Model.Compact!)), "the second round starts from the shipped weights");
+        Assert.InRange(next.Optimizer.EmaDecay, 0.99, 0.9999);
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "source": "compact", "compact": "x" }, "optimizer": { "ema_decay": 1.0 } }"""));
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "source": "compact" } }"""));
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "source": "compact", "compact": "x" }, "losses": { "csd_teacher": "model" } }"""));
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "schedule": { "base_steps": 5 } }""")); // source 'dloral' has its prior
