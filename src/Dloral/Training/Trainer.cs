@@ -37,8 +37,8 @@ public sealed class TrainerOptions
 /// <summary>Result of <see cref="Trainer.Run"/>.</summary>
 public sealed record TrainingRunResult(long FirstStep, long LastStep, bool Cancelled, string? Checkpoint, double SecondsPerStep, IReadOnlyList<StepRecord> Steps);
 
-/// <summary>Validation metrics of the held-out clip.</summary>
-public sealed record ValidationResult(double Psnr, double Ssim, double WarpingError, double Loss, string? Sample);
+/// <summary>Validation metrics of the held-out clip (RGB PSNR of the model and, in <c>PsnrBicubic</c>, of its bicubic input on the same frames).</summary>
+public sealed record ValidationResult(double Psnr, double Ssim, double WarpingError, double Loss, string? Sample, double PsnrBicubic = double.NaN);
 
 /// <summary>
 /// DLoRAL's training loop (the reference's train_DLoRAL.py, with its bugs fixed): 3-frame clips, windows (0,1) and
@@ -568,10 +568,11 @@ public sealed class Trainer : IDisposable
             var unetIn = UnetInput(src.narrow(0, i, 2).unsqueeze(0), latents.narrow(0, i, 2).unsqueeze(0), unc, Schedule.At(Step).Stage);
             outputs.Add((model.DecodeLatents(model.Denoise(unetIn, _promptEmbeds)).to_type(ScalarType.Float32) * 0.5 + 0.5).clamp(0, 1));
         }
-        double psnr = 0, ssim = 0;
+        double psnr = 0, ssim = 0, psnrBicubic = 0;
         for (int i = 0; i < outputs.Count; i++)
         {
             psnr += Psnr.Compute(outputs[i][0], hr[i + 1], yOnly: false) / outputs.Count;
+            psnrBicubic += Psnr.Compute(up[i + 1], hr[i + 1], yOnly: false) / outputs.Count;
             ssim += Ssim.Compute(outputs[i][0], hr[i + 1], yOnly: false) / outputs.Count;
         }
         double warp = 0;
@@ -583,8 +584,8 @@ public sealed class Trainer : IDisposable
         var terms = Evaluate(clip);
         var samplePath = Path.Combine(OutputDirectory, "validation", $"step-{Step:D8}.png");
         TrainingImages.SavePng(cat([up[t - 1], outputs[^1][0], hr[t - 1]], 2), samplePath);
-        var result = new ValidationResult(psnr, ssim, warp, terms.Total, samplePath);
-        _log.Write(new ValidationRecord(Step, psnr, ssim, warp, terms.Total, samplePath));
+        var result = new ValidationResult(psnr, ssim, warp, terms.Total, samplePath, psnrBicubic);
+        _log.Write(new ValidationRecord(Step, psnr, ssim, warp, terms.Total, samplePath, psnrBicubic));
         return result;
     }
 

@@ -21,8 +21,8 @@ public sealed record StepRecord(
     public string Type => "step";
 }
 
-/// <summary>One validation line of train_log.jsonl.</summary>
-public sealed record ValidationRecord(long Step, double Psnr, double Ssim, double WarpingError, double Loss, string? Sample)
+/// <summary>One validation line of train_log.jsonl; <c>PsnrBicubic</c> is the bicubic input's PSNR on the same frames, the do-nothing answer the model must beat.</summary>
+public sealed record ValidationRecord(long Step, double Psnr, double Ssim, double WarpingError, double Loss, string? Sample, double PsnrBicubic = double.NaN)
 {
     public string Type => "validation";
 }
@@ -74,7 +74,7 @@ public sealed class TrainingLog : IDisposable
     {
         _file?.WriteLine(JsonSerializer.Serialize(record, JsonOptions));
         _console?.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"validation @ {record.Step}: PSNR {record.Psnr:F2} dB, SSIM {record.Ssim:F4}, warping error {record.WarpingError:F5}, loss {record.Loss:F5}{(record.Sample is null ? "" : ", sample " + record.Sample)}"));
+            $"validation @ {record.Step}: PSNR {record.Psnr:F2} dB (bicubic {record.PsnrBicubic:F2}, {record.Psnr - record.PsnrBicubic:+0.00;-0.00}), SSIM {record.Ssim:F4}, warping error {record.WarpingError:F5}, loss {record.Loss:F5}{(record.Sample is null ? "" : ", sample " + record.Sample)}"));
     }
 
     /// <summary>Prints a progress line: step, stage, losses, s/step and ETA to <paramref name="totalSteps"/>.</summary>

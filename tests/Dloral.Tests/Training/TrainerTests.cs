@@ -206,10 +206,14 @@ public class TrainerTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
             using var trainer = new Trainer(Tiny(photos.Dir, dir, c => c.Losses.CsdTeacher = null));
             var v = trainer.Validate();
             Assert.InRange(v.Psnr, 5, 60);
+            Assert.InRange(v.PsnrBicubic, 5, 60);
+            Assert.NotEqual(v.PsnrBicubic, v.Psnr); // the tiny SD model is no identity
             Assert.InRange(v.Ssim, -1, 1);
             Assert.True(v.WarpingError >= 0 && double.IsFinite(v.WarpingError));
             Assert.True(File.Exists(v.Sample));
-            Assert.Contains("\"type\":\"validation\"", File.ReadAllText(Path.Combine(dir, "train_log.jsonl")), StringComparison.Ordinal);
+            var log = File.ReadAllText(Path.Combine(dir, "train_log.jsonl"));
+            Assert.Contains("\"type\":\"validation\"", log, StringComparison.Ordinal);
+            Assert.Contains("\"psnr_bicubic\":", log, StringComparison.Ordinal);
         }
         finally { Directory.Delete(dir, true); }
     }
