@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -41,9 +40,6 @@ public sealed class TrainingLog : IDisposable
 
     private readonly StreamWriter? _file;
     private readonly TextWriter? _console;
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private long _firstStep = -1;
-    private double _firstSeconds;
 
     public TrainingLog(string? jsonlPath, TextWriter? console)
     {
@@ -63,11 +59,13 @@ public sealed class TrainingLog : IDisposable
         _file?.WriteLine(JsonSerializer.Serialize(record, JsonOptions));
         _sumLoss += record.Stage == "flow" ? record.Loss : record.LossL2; // the term the baseline is comparable with
         _sumBaseline += record.LossBaseline;
+        _sumSeconds += record.Seconds;
         _count++;
     }
 
-    // Per-clip losses vary tenfold with the content: the progress line shows the means since the last line.
-    private double _sumLoss, _sumBaseline;
+    // Per-clip losses vary tenfold with the content: the progress line shows the means since the last line. So does the
+    // speed: a consistency step costs ~3× a base step, so an average since the start would promise an ETA far too early.
+    private double _sumLoss, _sumBaseline, _sumSeconds;
     private int _count;
 
     public void Write(ValidationRecord record)
@@ -77,17 +75,16 @@ public sealed class TrainingLog : IDisposable
             $"validation @ {record.Step}: PSNR {record.Psnr:F2} dB (bicubic {record.PsnrBicubic:F2}, {record.Psnr - record.PsnrBicubic:+0.00;-0.00}), SSIM {record.Ssim:F4}, warping error {record.WarpingError:F5}, loss {record.Loss:F5}{(record.Sample is null ? "" : ", sample " + record.Sample)}"));
     }
 
-    /// <summary>Prints a progress line: step, stage, losses, s/step and ETA to <paramref name="totalSteps"/>.</summary>
+    /// <summary>Prints a progress line: step, stage, losses, s/step and ETA to <paramref name="totalSteps"/> (at the speed of the
+    /// steps since the last line).</summary>
     public void Progress(StepRecord r, long totalSteps)
     {
         if (_console is null) return;
-        if (_firstStep < 0) { _firstStep = r.Step - 1; _firstSeconds = r.Seconds; _clock.Restart(); }
-        long done = r.Step - _firstStep;
-        double perStep = (_clock.Elapsed.TotalSeconds + _firstSeconds) / done;
+        double perStep = _count > 0 ? _sumSeconds / _count : r.Seconds;
         var eta = TimeSpan.FromSeconds(Math.Max(0, totalSteps - r.Step) * perStep);
         _console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"step {r.Step}/{totalSteps} [{r.Phase}] loss {r.Loss:F5} (l2 {r.LossL2:F5} perc {r.LossPerceptual:F4} temp {r.LossTemporal:F5} csd {r.LossCsd:F4}) mean {(r.Stage == "flow" ? "epe" : "l2")} {MeanOf(_sumLoss)} vs input {MeanOf(_sumBaseline)} {perStep:F2} s/step ETA {eta:hh\\:mm\\:ss}"));
-        _sumLoss = _sumBaseline = 0;
+        _sumLoss = _sumBaseline = _sumSeconds = 0;
         _count = 0;
     }
 
