@@ -256,6 +256,25 @@ public class TrainerTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
         }
         finally { Directory.Delete(outDir, true); }
     }
+
+    [Fact]
+    public void Train_command_names_a_missing_degradation_file_as_bad_input()
+    {
+        // A config's relative paths resolve from its own folder: copied elsewhere, compact-continue's degradation file is
+        // not there. That is the user's file missing (exit 2, the path named), not an internal error with a stack trace.
+        var dir = TempDir("cli-missing");
+        try
+        {
+            var config = Path.Combine(dir, "moved.json");
+            File.Copy(Path.Combine(GoldenData.RepoRoot, "configs", "compact-continue.json"), config);
+            var r = CliRunner.Run("train", "--config", config, "--steps", "1", "--data", photos.Dir, "--out", Path.Combine(dir, "run"));
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains(Path.Combine(dir, "degradations", "compact.json"), r.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("internal error", r.Stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }
 
 public class TrainingControlTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>

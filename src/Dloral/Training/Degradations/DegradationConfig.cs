@@ -90,8 +90,13 @@ public sealed class DegradationConfig
         "dloral" or "default" => Dloral(),
         "light" => Light(),
         _ when File.Exists(nameOrPath) => Load(nameOrPath),
+        // A path that is not there is a missing file (a config's relative path resolves from the config's folder), not a bad name.
+        _ when LooksLikePath(nameOrPath) => throw new FileNotFoundException($"degradation config '{nameOrPath}' not found (a preset name 'dloral' or 'light', or a JSON file)", nameOrPath),
         _ => throw new ArgumentException($"Unknown degradation preset '{nameOrPath}': use 'dloral', 'light' or a JSON file path."),
     };
+
+    private static bool LooksLikePath(string s) =>
+        s.Contains('/') || s.Contains(Path.DirectorySeparatorChar) || s.EndsWith(".json", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Reads a JSON config (snake_case keys, comments allowed) and validates it.</summary>
     public static DegradationConfig Load(string path)
