@@ -130,6 +130,15 @@ public sealed class AdamWOptimizer : IDisposable
         GC.KeepAlive(epsilon);
     }
 
+    /// <summary>Drops the state of <paramref name="names"/>: their next update starts afresh (moments of weights that were
+    /// re-parameterised would push them the old way).</summary>
+    public void Forget(IEnumerable<string> names)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        foreach (var name in names)
+            if (_state.Remove(name, out var s)) s.Dispose();
+    }
+
     /// <summary>The state as tensors (<c>name.exp_avg</c>, <c>name.exp_avg_sq</c>, <c>name.master</c>) plus per-name step counts.</summary>
     public (Dictionary<string, Tensor> Tensors, Dictionary<string, long> Steps) Export()
     {

@@ -383,6 +383,9 @@ public sealed class Trainer : IDisposable
     {
         var weights = Schedule.At(Step);
         if (weights.Stage == TrainingStage.Flow && Step == Schedule.Options.BaseSteps && Model.FromScratch) StartFlowStage();
+        if (weights.Stage is TrainingStage.Consistency or TrainingStage.Enhancement && Step == Schedule.Options.PretrainSteps
+            && Schedule.Options.BaseSteps > 0 && Model.FromScratch)
+            _log.Message("base stage done: " + BaseStageHandover.Apply(Model, _average, Optimizer));
         Model.SetStage(weights.Stage);
         Model.ZeroGrad();
         int accum = Config.Optimizer.GradientAccumulation;

@@ -87,6 +87,18 @@ public sealed class WeightAverage : IDisposable
         }
     }
 
+    /// <summary>Whether <paramref name="name"/> is averaged.</summary>
+    public bool Contains(string name) => _shadow.ContainsKey(name);
+
+    /// <summary>Puts the averaged weights into <paramref name="parameters"/> for good (the base stage's hand-over).</summary>
+    public void CopyTo(IEnumerable<NamedParameter> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        using var noGrad = no_grad();
+        foreach (var p in parameters)
+            if (_shadow.TryGetValue(p.Name, out var s)) p.Param.copy_(s);
+    }
+
     /// <summary>Writes the shadow weights (and the update count) to <paramref name="path"/>.</summary>
     public void Save(string path) =>
         SafeTensorsWriter.Save(path, _shadow.ToList(), new Dictionary<string, string>

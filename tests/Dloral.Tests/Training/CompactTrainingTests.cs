@@ -145,10 +145,12 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
                 Assert.Contains(m.All, p => trainable.Contains(p.Name) && !before[p.Name].eq(p.Param).all().item<bool>());
                 foreach (var t in before.Values) t.Dispose();
             }
-            // The base weights trained in the base stage only (2 updates), conv_in in every stage but flow.
-            Assert.Equal(2, trainer.Optimizer.StepsOf(m.Full[0].Name));
+            // The base weights trained in the base stage only (their moments were dropped when it handed over), conv_in
+            // in every stage but flow.
+            Assert.Equal(0, trainer.Optimizer.StepsOf(m.Full[0].Name));
             Assert.Equal(2, trainer.Optimizer.StepsOf(m.Flow[0].Name));
-            Assert.Equal(6, trainer.Optimizer.StepsOf(m.ConvIn[0].Name));
+            // conv_in's moments were dropped when the base stage handed over (its weights were re-parameterised).
+            Assert.Equal(4, trainer.Optimizer.StepsOf(m.ConvIn[0].Name));
         }
         finally { Directory.Delete(dir, true); }
     }
@@ -239,7 +241,7 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
                 // The average differs from the trained weights (the base stage moved them), and validation leaves the
                 // trained weights exactly as they were.
                 var trained = Snapshot(trainer.Model);
-                Assert.Contains(trainer.Model.Full, p => !average[p.Name].allclose(p.Param.detach(), 0, 1e-7));
+                Assert.Contains(trainer.Model.Checkpointed, p => !average[p.Name].allclose(p.Param.detach(), 0, 1e-7));
                 trainer.Validate();
                 foreach (var p in trainer.Model.All) TensorAssert.Equal(trained[p.Name], p.Param.detach(), p.Name);
 
@@ -274,6 +276,70 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
             Directory.Delete(straightDir, true);
             Directory.Delete(resumedDir, true);
         }
+    }
+
+    [Fact]
+    public void When_the_base_stage_ends_the_base_takes_its_average_and_conv_in_stops_reading_the_previous_latent()
+    {
+        var dir = TempDir("handover");
+        try
+        {
+            using var trainer = new Trainer(Compact(photos.Dir, dir, c => c.Optimizer.EmaDecay = 0.9));
+            var m = trainer.Model;
+            trainer.Run(4); // base 0–1, flow 2–3
+            var average = trainer.Average!;
+            int c = m.Model.LatentChannels;
+            var convIn = BaseStageHandover.ConvInInputWeights(m);
+            Assert.Equal(3, convIn.Count); // the base conv and the two LoRA down-projections
+            Assert.All(convIn, p => Assert.True(p.Param.narrow(1, 0, c).abs().sum().item<float>() > 0, $"{p.Name}: previous half already zero"));
+            Assert.Contains(m.Full, p => !average[p.Name].allclose(p.Param.detach(), 0, 1e-7));
+
+            using var generator = new Generator(7);
+            using var latent = randn([1, c, 16, 16], generator: generator);
+            Tensor SingleFrame()
+            {
+                using var mode = inference_mode();
+                return m.Model.DenoiseSingleFrame(latent, m.Compact!.PromptEmbeds).clone();
+            }
+            Tensor before;
+            using (average.Apply(m.Checkpointed)) before = SingleFrame();
+
+            trainer.AccumulateGradients(); // step 4: the first consistency step hands over first
+            m.ZeroGrad();
+            foreach (var p in m.TrainableIn(TrainingStage.Base)) TensorAssert.Equal(average[p.Name], p.Param.detach(), p.Name);
+            foreach (var p in convIn)
+            {
+                Assert.Equal(0f, p.Param.narrow(1, 0, c).abs().sum().item<float>());
+                Assert.Equal(0f, average[p.Name].narrow(1, 0, c).abs().sum().item<float>());
+                Assert.Equal(0, trainer.Optimizer.StepsOf(p.Name));
+            }
+            // Exact for the single-frame input [z ‖ z]: the output is the average's before the hand-over.
+            using var after = SingleFrame();
+            TensorAssert.Close(before, after, 1e-5, 1e-5, "single-frame output");
+            // Idempotent (an abandoned first step runs it again): a second hand-over changes nothing.
+            var snapshot = Snapshot(m);
+            BaseStageHandover.Apply(m, average, trainer.Optimizer);
+            foreach (var p in m.All) TensorAssert.Equal(snapshot[p.Name], p.Param.detach(), p.Name);
+            foreach (var t in snapshot.Values) t.Dispose();
+            before.Dispose();
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void Folding_keeps_a_conv_over_a_doubled_input_exact_and_rejects_other_shapes()
+    {
+        using var generator = new Generator(3);
+        using var weight = randn([5, 8, 3, 3], generator: generator);
+        using var z = randn([1, 4, 6, 6], generator: generator);
+        using var doubled = cat([z, z], 1);
+        using var expected = nn.functional.conv2d(doubled, weight, padding: [1, 1]);
+        BaseStageHandover.FoldPreviousIntoCurrent(weight, 4);
+        Assert.Equal(0f, weight.narrow(1, 0, 4).abs().sum().item<float>());
+        using var actual = nn.functional.conv2d(doubled, weight, padding: [1, 1]);
+        TensorAssert.Close(expected, actual, 1e-5, 1e-5, "conv over [z ‖ z]");
+        using var wrong = zeros(5, 6, 3, 3);
+        Assert.Throws<ArgumentException>(() => BaseStageHandover.FoldPreviousIntoCurrent(wrong, 4));
     }
 
     [Fact]
