@@ -65,6 +65,7 @@ public sealed class Trainer : IDisposable
     private TrainingClip? _validationClip;
     private WeightAverage? _average;
     private long _lastSavedStep = -1;
+    private string? _resumedFrom; // the checkpoint that holds the current weights while no step has run since Resume
 
     public Trainer(TrainingConfig config, TrainerOptions? options = null)
     {
@@ -195,6 +196,7 @@ public sealed class Trainer : IDisposable
             _log.Message($"warning: checkpoint seed {state.Seed} differs from the config's {Config.Seed}; the data stream continues with the config's seed");
         Step = state.Step;
         _lastSavedStep = state.Step;
+        _resumedFrom = dir;
         if (_average is not null)
         {
             var averageFile = Path.Combine(dir, WeightAverage.FileName);
@@ -494,7 +496,9 @@ public sealed class Trainer : IDisposable
             if (Config.ValidateEvery > 0 && Step % Config.ValidateEvery == 0) Validate();
         }
         if (Step != _lastSavedStep && Step > 0) checkpoint = SaveCheckpoint(records.Count > 0 ? records[^1].Loss : null);
-        else checkpoint ??= TrainingCheckpoint.Find(CheckpointDirectory);
+        // No step since the last save: the weights are those of the checkpoint resumed from (which may be in another run
+        // folder than the output's), else the output's newest.
+        else checkpoint ??= _resumedFrom ?? TrainingCheckpoint.Find(CheckpointDirectory);
         double perStep = records.Count > 0 ? clock.Elapsed.TotalSeconds / records.Count : 0;
         return new TrainingRunResult(first, Step, cancelled, checkpoint, perStep, records);
     }
@@ -505,6 +509,7 @@ public sealed class Trainer : IDisposable
         var state = new TrainingState(Step, Config.Seed, DataPosition, Model.Stage.ToString().ToLowerInvariant(), lastLoss, DateTime.UtcNow);
         var dir = TrainingCheckpoint.Save(CheckpointDirectory, state, Model, Optimizer, Config, _options.AfterCheckpointFile, _average);
         _lastSavedStep = Step;
+        _resumedFrom = null;
         return dir;
     }
 

@@ -327,6 +327,35 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
     }
 
     [Fact]
+    public void A_run_of_no_steps_after_resume_reports_the_checkpoint_it_resumed_from()
+    {
+        // `train --resume OTHER_RUN --steps 0 --export F` once printed the output folder's own newest checkpoint, a
+        // different run's, as the one it stood on.
+        var runDir = TempDir("from");
+        var outDir = TempDir("into");
+        try
+        {
+            using (var trainer = new Trainer(Compact(photos.Dir, runDir))) trainer.Run(2);
+            using (var trainer = new Trainer(Compact(photos.Dir, outDir))) trainer.Run(1); // an unrelated older checkpoint there
+            string resumed = TrainingCheckpoint.Find(runDir)!;
+            using var again = new Trainer(Compact(photos.Dir, outDir));
+            again.Resume(runDir);
+            var r = again.Run(2);
+            Assert.Empty(r.Steps);
+            Assert.Equal(resumed, r.Checkpoint);
+            // Once it steps, its own new checkpoint is the one.
+            var next = again.Run(3);
+            Assert.Equal(TrainingCheckpoint.Find(outDir), next.Checkpoint);
+            Assert.Equal(3, TrainingCheckpoint.ReadState(next.Checkpoint!).Step);
+        }
+        finally
+        {
+            Directory.Delete(runDir, true);
+            Directory.Delete(outDir, true);
+        }
+    }
+
+    [Fact]
     public void Folding_keeps_a_conv_over_a_doubled_input_exact_and_rejects_other_shapes()
     {
         using var generator = new Generator(3);
