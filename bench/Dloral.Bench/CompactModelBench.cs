@@ -18,7 +18,7 @@ namespace Dloral.Bench;
 /// </summary>
 internal static class CompactModelBench
 {
-    private sealed record Candidate(string Name, string Description, long[] Channels, int ConvKernel, int FlowDownscale, int AttentionPool, int CodecFactor = 8);
+    private sealed record Candidate(string Name, string Description, long[] Channels, int ConvKernel, int FlowDownscale, int AttentionPool, int CodecFactor = 8, int LayersPerBlock = 1);
 
     private static readonly Candidate[] Candidates =
     [
@@ -31,6 +31,9 @@ internal static class CompactModelBench
         new("f4c48", "pixel-unshuffle f=4 (48-ch latents at the LR grid), UNet [48,96,128], flow /8 frames, CFR attention /4 (the /16 grid of c48k3)", [48, 96, 128], 3, 2, 4, 4),
         new("f4c32x4", "f=4, four levels UNet [32,64,96,128], flow /8, attention /4", [32, 64, 96, 128], 3, 2, 4, 4),
         new("f4c32", "f=4, UNet [32,64,128], flow /8, attention /4", [32, 64, 128], 3, 2, 4, 4),
+        // Larger bases for a next round (the shipped f4c48's base network is what limits its PSNR).
+        new("f4c64", "f=4, UNet [64,128,192], flow /8, attention /4", [64, 128, 192], 3, 2, 4, 4),
+        new("f4c48l2", "f=4, UNet [48,96,128] with two resnets per block (layers_per_block 2), flow /8, attention /4", [48, 96, 128], 3, 2, 4, 4, 2),
     ];
 
     public static int Run(string[] args)
@@ -137,6 +140,7 @@ internal static class CompactModelBench
         var root = JsonNode.Parse(unetJson)!.AsObject();
         root["block_out_channels"] = new JsonArray(c.Channels.Select(v => (JsonNode)JsonValue.Create(v)!).ToArray());
         root["conv_in_kernel"] = c.ConvKernel;
+        root["layers_per_block"] = c.LayersPerBlock;
         root["conv_out_kernel"] = c.ConvKernel;
         root["in_channels"] = 3 * c.CodecFactor * c.CodecFactor;
         root["out_channels"] = 3 * c.CodecFactor * c.CodecFactor;

@@ -30,15 +30,19 @@ public static class FlowWarp
 
         using var scope = NewDisposeScope();
         long h = x.shape[2], w = x.shape[3];
-        var gy = arange(0, h, dtype: x.dtype, device: flow.device);
-        var gx = arange(0, w, dtype: x.dtype, device: flow.device);
+        // Positions and sampling in float32 for low-precision inputs: bfloat16 holds integers exactly only up to 256, so
+        // its pixel grid was wrong past column 256 (a 320-wide latent), and libtorch's CPU grid_sample has no vectorised
+        // bf16 kernel — its fallback crashed (segfault) on such windows. The result is cast back to x's dtype.
+        var work = x.dtype is ScalarType.Float32 or ScalarType.Float64 ? x.dtype : ScalarType.Float32;
+        var gy = arange(0, h, dtype: work, device: flow.device);
+        var gx = arange(0, w, dtype: work, device: flow.device);
         var mesh = meshgrid([gy, gx], indexing: "ij");
         var grid = stack([mesh[1], mesh[0]], 2); // [h,w,2], x then y
-        var gridFlow = grid + flow;
+        var gridFlow = grid + flow.to_type(work);
         // Same operation order as the reference: 2*g / max(w-1,1) - 1.
         var fx = gridFlow.select(3, 0).mul(2.0).div((double)Math.Max(w - 1, 1)).sub(1.0);
         var fy = gridFlow.select(3, 1).mul(2.0).div((double)Math.Max(h - 1, 1)).sub(1.0);
-        var g = stack([fx, fy], 3).to_type(x.dtype);
-        return F.grid_sample(x, g, mode, padding, align_corners: true).MoveToOuterDisposeScope();
+        var g = stack([fx, fy], 3);
+        return F.grid_sample(x.to_type(work), g, mode, padding, align_corners: true).to_type(x.dtype).MoveToOuterDisposeScope();
     }
 }

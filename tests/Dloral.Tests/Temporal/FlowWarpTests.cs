@@ -55,4 +55,28 @@ public class FlowWarpTests
         var ex = Assert.Throws<ArgumentException>(() => FlowWarp.Warp(zeros(1, 3, 8, 8), zeros(1, 8, 9, 2)));
         Assert.Contains("differ", ex.Message);
     }
+
+    [Fact]
+    public void Bfloat16_inputs_wider_than_256_warp_on_an_exact_grid()
+    {
+        // bfloat16 holds integers exactly only up to 256: with its pixel grid in bf16, a zero flow moved columns past 256
+        // of a 320-wide latent (the compact model's grid for 320x180 video), and libtorch's bf16 grid_sample crashed on
+        // such CFR windows. Positions and sampling now run in float32.
+        using var scope = NewDisposeScope();
+        using var gen = new Generator(5);
+        var x = randn([1, 4, 6, 320], generator: gen);
+        var xb = x.to_type(ScalarType.BFloat16);
+        var identity = FlowWarp.Warp(xb, zeros([1, 6, 320, 2], dtype: ScalarType.BFloat16));
+        Assert.Equal(ScalarType.BFloat16, identity.dtype);
+        // Within bf16 rounding (values ~N(0,1), ulp ≤ 0.016 below 4); a grid off by a pixel differs by ~1.
+        double idErr = (identity.to_type(ScalarType.Float32) - xb.to_type(ScalarType.Float32)).abs().max().item<float>();
+        Assert.True(idErr < 0.02, $"zero flow moved the bf16 input: max |diff| {idErr}");
+
+        // A sub-pixel flow: the float32 warp of the same (bf16-rounded) values.
+        var flow = full([1, 6, 320, 2], 0.5, dtype: ScalarType.Float32);
+        var expected = FlowWarp.Warp(xb.to_type(ScalarType.Float32), flow).to_type(ScalarType.BFloat16);
+        var actual = FlowWarp.Warp(xb, flow.to_type(ScalarType.BFloat16));
+        double err = (actual.to_type(ScalarType.Float32) - expected.to_type(ScalarType.Float32)).abs().max().item<float>();
+        Assert.True(err < 0.02, $"bf16 warp vs the float32 warp: max |diff| {err}");
+    }
 }
