@@ -17,9 +17,11 @@ public static class TrainCommand
         var data = new Option<string?>("--data") { Description = "Training data folder (overrides the config's data.folder)." };
         var threads = new Option<int?>("--threads") { Description = "Torch CPU threads." };
         var export = new Option<string?>("--export") { Description = "Compact model (model.source 'compact'): write the trained weights to this .safetensors file at the end (the file `dloral upscale --model` loads). With --resume RUN --steps 0 it exports a checkpoint without training." };
+        var exportDtype = new Option<string>("--export-dtype") { Description = "Storage type of --export: float32, float16 (half the size; weights are loaded back into float32) or bfloat16.", DefaultValueFactory = _ => "float32" };
+        exportDtype.AcceptOnlyFromAmong("float32", "float16", "bfloat16");
         var command = new Command("train", "Train or fine-tune DLoRAL (consistency and enhancement stages, checkpoints every N steps and at exit; Ctrl-C saves and stops).")
         {
-            config, resume, steps, output, data, threads, export,
+            config, resume, steps, output, data, threads, export, exportDtype,
         };
         command.SetAction((parse, ct) => CommandErrors.RunAsync(console, ct, async token =>
         {
@@ -49,6 +51,7 @@ public static class TrainCommand
             };
             var resumeFrom = parse.GetValue(resume);
             var exportTo = parse.GetValue(export);
+            var storage = parse.GetValue(exportDtype) switch { "float16" => TorchSharp.torch.ScalarType.Float16, "bfloat16" => TorchSharp.torch.ScalarType.BFloat16, _ => TorchSharp.torch.ScalarType.Float32 };
             if (exportTo is not null && cfg.Model.Source != "compact") throw new UsageException($"--export: the config's model.source is '{cfg.Model.Source}'; only 'compact' models are exported as one file");
             var result = await Task.Run(() =>
             {
@@ -56,7 +59,7 @@ public static class TrainCommand
                 if (resumeFrom is not null) trainer.Resume(resumeFrom);
                 var clock = Stopwatch.StartNew();
                 var r = trainer.Run(cfg.Steps, token);
-                if (exportTo is not null && !r.Cancelled) trainer.ExportCompact(exportTo);
+                if (exportTo is not null && !r.Cancelled) trainer.ExportCompact(exportTo, storage);
                 long peakMb = Process.GetCurrentProcess().PeakWorkingSet64 >> 20;
                 console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{(r.Cancelled ? "stopped" : "done")} at step {r.LastStep} ({r.LastStep - r.FirstStep} step(s), {r.SecondsPerStep:F2} s/step, {clock.Elapsed.TotalSeconds:F1} s, peak memory {peakMb} MB); checkpoint {r.Checkpoint ?? "none"}"));

@@ -18,6 +18,10 @@ public sealed class ModelSection
     /// file (.safetensors written by CompactDloral.Save) to continue from.</summary>
     public string? Compact { get; set; }
 
+    /// <summary>Source "compact": deepen the loaded model to this many resnets per UNet block before training, keeping its
+    /// output unchanged (<see cref="Pipeline.Compact.CompactGrowth"/>): a larger base continues from a trained one. Null: as loaded.</summary>
+    public int? LayersPerBlock { get; set; }
+
     /// <summary>Diffusers folder (SD 2.1-base layout). "$golden/…" = the golden data folder.</summary>
     public string Diffusers { get; set; } = "$golden/tiny_sd";
 
@@ -234,6 +238,8 @@ public sealed class TrainingConfig
         void Fail(string msg) => throw new InvalidDataException($"{source}: {msg}");
         if (Model.Source is not ("dloral" or "scratch" or "compact")) Fail($"model.source '{Model.Source}': use 'dloral', 'scratch' or 'compact'");
         if (Model.Source == "compact" && string.IsNullOrEmpty(Model.Compact)) Fail("model.compact (a folder with compact.json, or a compact weights file) is required for source 'compact'");
+        if (Model.LayersPerBlock is not null && Model.Source != "compact") Fail("model.layers_per_block deepens a compact model; it needs source 'compact'");
+        if (Model.LayersPerBlock is < 1) Fail("model.layers_per_block must be at least 1");
         if (Model.Source == "compact" && Losses.CsdTeacher is not null) Fail("losses.csd_teacher: the compact model has no text-conditioned SD teacher; leave it null");
         if (Model.Source == "dloral" && (Schedule.BaseSteps > 0 || Schedule.FlowSteps > 0)) Fail("schedule.base_steps / flow_steps are for models trained from scratch ('scratch', 'compact'), not a pretrained DLoRAL");
         if (Schedule.FlowSteps > 0 && Data.Kind != "images") Fail("schedule.flow_steps needs data.kind 'images': the flow stage learns the exact flow of the synthetic camera motion");

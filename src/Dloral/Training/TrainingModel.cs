@@ -119,6 +119,12 @@ public sealed class TrainingModel : IDisposable
         {
             var path = config.ResolvePath(config.Model.Compact!);
             var compact = Directory.Exists(path) ? CompactDloral.Build(path, options) : CompactDloral.Load(path, options);
+            if (config.Model.LayersPerBlock is int layers && compact.Config.Unet.LayersPerBlock.Any(l => l != layers))
+            {
+                using var loaded = compact;
+                compact = CompactGrowth.Deepen(loaded, layers);
+                if (options.DType != ScalarType.Float32) compact.ToDType(options.DType);
+            }
             // All six adapters active, as the reference's training forward.
             compact.Model.Configure(new DloralAdapterOptions(DloralStage.Full));
             return new TrainingModel(compact.Model, fullUnet: false, compact);

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using Dloral.Pipeline.Compact;
 using Dloral.Tests.Cli;
 using Dloral.Tests.Support;
 using Dloral.Training;
@@ -255,6 +257,50 @@ public class TrainerTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
             Assert.Equal(6, TrainingCheckpoint.ReadState(TrainingCheckpoint.Find(outDir)!).Step);
         }
         finally { Directory.Delete(outDir, true); }
+    }
+
+    [Fact]
+    public void Train_command_deepens_a_compact_model_resumes_it_and_exports_it_in_float16()
+    {
+        var dir = TempDir("cli-deepen");
+        try
+        {
+            string shipped = Path.Combine(GoldenData.RepoRoot, "models", "compact", CompactDloral.WeightsFileName);
+            string run = Path.Combine(dir, "run"), config = Path.Combine(dir, "deepen.json");
+            File.WriteAllText(config, $$"""
+                {
+                  "model": { "source": "compact", "compact": {{JsonSerializer.Serialize(shipped)}}, "layers_per_block": 2 },
+                  "data": { "crop": 64, "degradation": "light", "video_compression": false },
+                  "losses": { "perceptual": "none" },
+                  "schedule": { "base_steps": 3, "flow_steps": 0, "consistency_end": 1, "enhancement_end": 4, "second_consistency_steps": 2,
+                                "transition_steps": 1, "lambda_lpips": 0 },
+                  "steps": 2, "checkpoint_every": 0, "validate_every": 0, "output": "run"
+                }
+                """);
+            string half = Path.Combine(dir, "half.safetensors"), full = Path.Combine(dir, "full.safetensors");
+            var r = CliRunner.Run("train", "--config", config, "--data", photos.Dir, "--export", half, "--export-dtype", "float16");
+            Assert.True(r.ExitCode == 0, r.ToString());
+            // The run's checkpoint holds the deepened model: resuming it (the config deepens the shipped file again, then
+            // loads the checkpoint) and exporting in float32 gives the same weights up to float16 rounding.
+            var again = CliRunner.Run("train", "--config", config, "--data", photos.Dir, "--resume", run, "--steps", "2", "--export", full);
+            Assert.True(again.ExitCode == 0, again.ToString());
+            Assert.Contains("resumed from", again.Stderr, StringComparison.Ordinal);
+            using var h = CompactDloral.Load(half);
+            using var f = CompactDloral.Load(full);
+            Assert.All(h.Config.Unet.LayersPerBlock, l => Assert.Equal(2L, l));
+            var fw = f.NamedWeights().ToDictionary(kv => kv.Key, kv => kv.Value);
+            foreach (var (name, t) in h.NamedWeights())
+            {
+                Assert.Equal(ScalarType.Float32, t.dtype); // stored as float16, loaded into float32
+                TensorAssert.Close(fw[name], t, 1e-4, 1e-3, name);
+            }
+            Assert.InRange(new FileInfo(half).Length, new FileInfo(full).Length * 45 / 100, new FileInfo(full).Length * 55 / 100);
+            Assert.True(new FileInfo(full).Length > new FileInfo(shipped).Length * 5 / 4, "the deepened model is larger than the shipped one");
+
+            var bad = CliRunner.Run("train", "--config", config, "--data", photos.Dir, "--steps", "0", "--resume", run, "--export", half, "--export-dtype", "int8");
+            Assert.Equal(2, bad.ExitCode);
+        }
+        finally { Directory.Delete(dir, true); }
     }
 
     [Fact]
