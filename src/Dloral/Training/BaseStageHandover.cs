@@ -40,13 +40,20 @@ public static class BaseStageHandover
     }
 
     /// <summary>Applies the hand-over to the model, its weight average and its optimizer; returns what it did (for the log).</summary>
-    public static string Apply(TrainingModel model, WeightAverage? average, AdamWOptimizer optimizer)
+    /// <remarks><paramref name="foldConvIn"/> is false when the base stage already trained on the previous frame
+    /// (<c>schedule.base_previous_frame</c>): conv_in's previous half then carries what the base learned from it and is kept.</remarks>
+    public static string Apply(TrainingModel model, WeightAverage? average, AdamWOptimizer optimizer, bool foldConvIn = true)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(optimizer);
         var baseWeights = model.TrainableIn(TrainingStage.Base);
         average?.CopyTo(baseWeights);
         int c = model.Model.LatentChannels;
+        if (!foldConvIn)
+        {
+            optimizer.Forget(baseWeights.Select(p => p.Name));
+            return (average is not null ? "base weights set to their average; " : "") + "conv_in kept (the base stage trained on the previous frame)";
+        }
         var folded = ConvInInputWeights(model);
         foreach (var p in folded)
         {

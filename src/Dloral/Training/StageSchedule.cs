@@ -50,6 +50,13 @@ public sealed record StageScheduleOptions
     /// <summary>λ_lpips of the base stage (default 0: pure L2, for PSNR; the perceptual net costs more than a compact UNet).</summary>
     public double BaseLambdaLpips { get; init; }
 
+    /// <summary>
+    /// Base stage on the video path for three clips in four: <c>[warped previous ‖ CFR-fused current]</c> (CFR frozen), so the
+    /// base learns to use the previous frame; the fourth clip keeps <c>[z ‖ z]</c> (a video's first frame). The hand-over
+    /// then keeps conv_in's previous-latent half instead of folding it. Default false: single-frame SR only.
+    /// </summary>
+    public bool BasePreviousFrame { get; init; }
+
     /// <summary>Steps of the <see cref="TrainingStage.Flow"/> stage, after the base stage (0 = none).</summary>
     public long FlowSteps { get; init; }
 

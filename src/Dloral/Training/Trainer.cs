@@ -273,12 +273,13 @@ public sealed class Trainer : IDisposable
         // The base stage is single-frame SR: the clip's frames are near-duplicates, so one window (the last) carries
         // nearly all of the clip's information at half the cost.
         int firstWindow = weights.Stage == TrainingStage.Base ? (int)t - 2 : 0;
+        bool singleFrame = weights.Stage == TrainingStage.Base && !(Schedule.Options.BasePreviousFrame && clip.Position % 4 != 0);
         for (int i = firstWindow; i + 1 < t; i++)
         {
             var frames = src.narrow(0, i, 2).unsqueeze(0);
             var lat = latents.narrow(0, i, 2).unsqueeze(0);
-            var unc = weights.Stage == TrainingStage.Base ? null : WindowUncertainty(u8, i, latents);
-            var unetIn = UnetInput(frames, lat, unc, weights.Stage);
+            var unc = singleFrame ? null : WindowUncertainty(u8, i, latents);
+            var unetIn = UnetInput(frames, lat, unc, singleFrame);
             var x = model.Denoise(unetIn, _promptEmbeds);
             images.Add(model.DecodeLatents(x));
             xs.Add(x);
@@ -366,12 +367,12 @@ public sealed class Trainer : IDisposable
         UncertaintyMap.ToLatentGrid(UncertaintyMap.FromRgbFrames(u8.narrow(0, i, 2)).to(_dtype, _device), latents.shape[2], latents.shape[3]);
 
     /// <summary>
-    /// The UNet input of a window: [warped previous ‖ CFR-fused current]; in the base stage (single-frame SR, no CFR)
-    /// the current latent twice.
+    /// The UNet input of a window: [warped previous ‖ CFR-fused current]; single-frame (the base stage, except with
+    /// <c>schedule.base_previous_frame</c>) the current latent twice.
     /// </summary>
-    private Tensor UnetInput(Tensor frames, Tensor latents, Tensor? uncertainty, TrainingStage stage)
+    private Tensor UnetInput(Tensor frames, Tensor latents, Tensor? uncertainty, bool singleFrame)
     {
-        if (stage == TrainingStage.Base) return Model.Model.SingleFrameInput(latents.select(1, 1)); // as `upscale --no-temporal`
+        if (singleFrame) return Model.Model.SingleFrameInput(latents.select(1, 1)); // as `upscale --no-temporal`
         var (unetIn, retrieval) = Model.Model.Fuse(frames, latents, uncertainty ?? throw new ArgumentNullException(nameof(uncertainty)));
         retrieval.Dispose();
         return unetIn;
@@ -387,7 +388,7 @@ public sealed class Trainer : IDisposable
         if (weights.Stage == TrainingStage.Flow && Step == Schedule.Options.BaseSteps && Model.FromScratch) StartFlowStage();
         if (weights.Stage is TrainingStage.Consistency or TrainingStage.Enhancement && Step == Schedule.Options.PretrainSteps
             && Schedule.Options.BaseSteps > 0 && Model.FromScratch)
-            _log.Message("base stage done: " + BaseStageHandover.Apply(Model, _average, Optimizer));
+            _log.Message("base stage done: " + BaseStageHandover.Apply(Model, _average, Optimizer, foldConvIn: !Schedule.Options.BasePreviousFrame));
         Model.SetStage(weights.Stage);
         Model.ZeroGrad();
         int accum = Config.Optimizer.GradientAccumulation;
@@ -573,7 +574,7 @@ public sealed class Trainer : IDisposable
         for (int i = 0; i + 1 < t; i++)
         {
             var unc = WindowUncertainty(u8, i, latents);
-            var unetIn = UnetInput(src.narrow(0, i, 2).unsqueeze(0), latents.narrow(0, i, 2).unsqueeze(0), unc, Schedule.At(Step).Stage);
+            var unetIn = UnetInput(src.narrow(0, i, 2).unsqueeze(0), latents.narrow(0, i, 2).unsqueeze(0), unc, Schedule.At(Step).Stage == TrainingStage.Base && !Schedule.Options.BasePreviousFrame);
             outputs.Add((model.DecodeLatents(model.Denoise(unetIn, _promptEmbeds)).to_type(ScalarType.Float32) * 0.5 + 0.5).clamp(0, 1));
         }
         double psnr = 0, ssim = 0, psnrBicubic = 0;

@@ -327,6 +327,39 @@ public class CompactTrainingTests(TrainingPhotos photos) : IClassFixture<Trainin
     }
 
     [Fact]
+    public void With_base_previous_frame_the_base_sees_the_video_path_on_three_clips_in_four_and_the_handover_keeps_conv_in()
+    {
+        var dir = TempDir("pair");
+        try
+        {
+            TrainingConfig Config(bool pair) => Compact(photos.Dir, Path.Combine(dir, pair ? "pair" : "single"), c =>
+                c.Schedule = c.Schedule with { BaseSteps = 5, FlowSteps = 0, BasePreviousFrame = pair });
+            using var single = new Trainer(Config(false));
+            using var pair = new Trainer(Config(true));
+            var a = single.Run(5).Steps;
+            var b = pair.Run(5).Steps;
+            Assert.All(a.Concat(b), s => Assert.Equal("base", s.Stage));
+            // Clip 0 (and 4) is a video's first frame, [z ‖ z], in both runs; clips 1–3 take [warped previous ‖ fused current].
+            Assert.Equal(a[0].Loss, b[0].Loss);
+            for (int i = 1; i < 4; i++) Assert.NotEqual(a[i].Loss, b[i].Loss);
+
+            // The hand-over keeps conv_in's previous half (it now carries what the base learned from the previous frame).
+            int c = pair.Model.Model.LatentChannels;
+            var convIn = BaseStageHandover.ConvInInputWeights(pair.Model);
+            var before = convIn.ToDictionary(p => p.Name, p => p.Param.detach().clone());
+            pair.AccumulateGradients(); // step 5: the hand-over runs first
+            pair.Model.ZeroGrad();
+            foreach (var p in convIn)
+            {
+                Assert.True(p.Param.narrow(1, 0, c).abs().sum().item<float>() > 0, $"{p.Name}: previous half folded");
+                TensorAssert.Equal(before[p.Name], p.Param.detach(), p.Name);
+            }
+            foreach (var t in before.Values) t.Dispose();
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void A_run_of_no_steps_after_resume_reports_the_checkpoint_it_resumed_from()
     {
         // `train --resume OTHER_RUN --steps 0 --export F` once printed the output folder's own newest checkpoint, a
