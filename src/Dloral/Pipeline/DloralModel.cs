@@ -83,11 +83,18 @@ public sealed class DloralModel : IDisposable
             throw new ArgumentException($"the UNet must output the codec's {c} latent channels, its config says out_channels {unet.Config.OutChannels}", nameof(unet));
         if (cfr.Config.LatentChannels != c || cfr.Config.DownscaleFactor != codec.DownscaleFactor)
             throw new ArgumentException($"the CFR is built for {cfr.Config.LatentChannels}-channel latents at 1/{cfr.Config.DownscaleFactor}, the codec gives {c} channels at 1/{codec.DownscaleFactor}", nameof(cfr));
+        Cfr.FrameCodec = codec;
         Codec.Eval();
         Unet.eval();
         Cfr.eval();
         Configure(adapters ?? new DloralAdapterOptions());
     }
+
+    /// <summary>
+    /// False (reference): a window's previous latent is the previous input frame's. True: it is the previous frame's
+    /// restored latent (the model's own output, carried from frame to frame), so detail accumulates over the whole clip.
+    /// </summary>
+    public bool RecurrentPrevious { get; set; }
 
     /// <summary>The image ↔ latent codec.</summary>
     public ILatentCodec Codec { get; }

@@ -188,8 +188,8 @@ public sealed class DloralUpscaler : IUpscaler
         }
 
         var result = Restore(neighbour!, cur, window.Current);
-        // Frame n+1's window needs frame n (its previous); everything older can go.
-        EvictBefore(CacheLatents ? n : long.MaxValue);
+        // Frame n+1's window needs frame n (its previous; a recurrent model its restored latent); everything older can go.
+        EvictBefore(CacheLatents || _model.RecurrentPrevious ? n : long.MaxValue);
         Timings.Frames++;
         return result.MoveToOuterDisposeScope();
     }
@@ -271,7 +271,10 @@ public sealed class DloralUpscaler : IUpscaler
         if (previous is not null)
         {
             frames = stack([previous.Bicubic, current.Bicubic], 1).mul_(2.0).sub_(1.0);       // [1,2,3,H,W] in [-1,1]
-            latents = stack([previous.Latent, current.Latent], 1);                            // [1,2,C,h,w]
+            // A recurrent model's previous latent is the previous frame restored; a window that starts a scene pairs the
+            // frame with the next one or itself, which are not restored yet, so it sees their input latent.
+            var previousLatent = _model.RecurrentPrevious && previous.Restored is not null ? previous.Restored.to_type(current.Latent.dtype) : previous.Latent;
+            latents = stack([previousLatent, current.Latent], 1);                             // [1,2,C,h,w]
             uncertainty = UncertaintyMap.ForWindow(cat([previous.Gray, current.Gray], 0))    // [1,1,1,H/8,W/8]
                 .to(frames.device);
             uncertainty = UncertaintyMap.ToLatentGrid(uncertainty, lh, lw);
@@ -297,6 +300,11 @@ public sealed class DloralUpscaler : IUpscaler
             return x.MoveToOuterDisposeScope();
         }
         var denoised = _tiler.Run(lh, lw, Step);
+        if (_model.RecurrentPrevious && !_options.FrameByFrame)
+        {
+            current.Restored?.Dispose();
+            current.Restored = denoised.clone().DetachFromDisposeScope();
+        }
         Timings.Cfr += cfr;
         Timings.Unet += unet;
 
@@ -366,8 +374,12 @@ public sealed class DloralUpscaler : IUpscaler
         public Tensor Gray { get; } = gray;
         public FrameSignature Signature { get; } = signature;
 
+        /// <summary>The frame's restored latent (x = z − ε̂), kept for the next window of a recurrent model.</summary>
+        public Tensor? Restored { get; set; }
+
         public void Dispose()
         {
+            Restored?.Dispose();
             Bicubic.Dispose();
             Latent.Dispose();
             Gray.Dispose();

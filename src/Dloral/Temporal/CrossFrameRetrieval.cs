@@ -66,6 +66,9 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
     public bool EnforceReferenceMinimumSize { get; set; } = true;
 
     private readonly SpyNet spynet;
+
+    // Defaults of the metric's estimator (σ 4 window, 5 iterations per level): 40 ms per 320×180 pair on 2 cores.
+    private static readonly Metrics.LucasKanadeFlow LucasKanade = new();
     private readonly CrossFrameAttention cross_attn_module;
 
     /// <summary>The reference DLoRAL CFR (4-channel latents at 1/8, 9 heads × 64).</summary>
@@ -84,8 +87,34 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
         RegisterComponents();
     }
 
-    /// <summary>The sizes this CFR was built with.</summary>
-    public CrossFrameRetrievalConfig Config { get; }
+    /// <summary>The sizes this CFR was built with, and its flow method.</summary>
+    public CrossFrameRetrievalConfig Config { get; private set; }
+
+    /// <summary>
+    /// The codec that made the latents, for <see cref="CrossFrameRetrievalConfig.WarpFrames"/> (set by <see cref="Pipeline.DloralModel"/>).
+    /// </summary>
+    public Pipeline.Codecs.ILatentCodec? FrameCodec { get; set; }
+
+    /// <summary>Switches the flow method (the weights are unchanged: SPyNet's stay loaded, and unused under Lucas–Kanade).</summary>
+    public void UseFlow(CrossFrameFlow flow) => Config = Config with { Flow = flow };
+
+    /// <summary>Switches between warping latents (reference) and warping decoded frames (<see cref="CrossFrameRetrievalConfig.WarpFrames"/>).</summary>
+    public void UseFrameWarp(bool warpFrames) => Config = Config with { WarpFrames = warpFrames };
+
+    /// <summary>The previous latent [m,C,h,w] moved onto the current frame by <paramref name="flow"/> [m,h,w,2] (latent pixels).</summary>
+    private Tensor WarpPrevious(Tensor prevFeat, Tensor flow)
+    {
+        if (!Config.WarpFrames) return FlowWarp.Warp(prevFeat, flow);
+        var codec = FrameCodec ?? throw new InvalidOperationException("CFR warp_frames needs the latent codec (FrameCodec), which DloralModel sets");
+        using var scope = NewDisposeScope();
+        int f = Config.DownscaleFactor;
+        long h = prevFeat.shape[2] * f, w = prevFeat.shape[3] * f;
+        var image = codec.Decode(prevFeat);
+        var frameFlow = F.interpolate(flow.permute(0, 3, 1, 2).to_type(ScalarType.Float32), size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false) * (double)f;
+        // Border padding: pixels that come into view repeat the edge instead of turning black.
+        var warped = FlowWarp.Warp(image, frameFlow.permute(0, 2, 3, 1), padding: GridSamplePaddingMode.Border);
+        return codec.Encode(warped).to_type(prevFeat.dtype).MoveToOuterDisposeScope();
+    }
 
     /// <summary>The flow network.</summary>
     public SpyNet SpyNet => spynet;
@@ -129,7 +158,7 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
         long n = frames.shape[0], t = frames.shape[1], h = frames.shape[3], w = frames.shape[4];
         if (latents.shape[0] != n || latents.shape[1] != t)
             throw new ArgumentException($"CFR: batch/frames of frames [{string.Join(",", frames.shape)}] and latents [{string.Join(",", latents.shape)}] differ");
-        int f = Config.DownscaleFactor, fs = f * Config.FlowDownscale, pool = Config.AttentionPool;
+        int f = Config.DownscaleFactor, fs = Config.FlowFrameFactor, pool = Config.AttentionPool;
         if (latents.shape[2] != Config.LatentChannels)
             throw new ArgumentException($"CFR: built for {Config.LatentChannels}-channel latents, got [{string.Join(",", latents.shape)}]");
         if (h % f != 0 || w % f != 0 || latents.shape[3] != h / f || latents.shape[4] != w / f)
@@ -138,7 +167,7 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
             throw new ArgumentException($"CFR: frames must be at least {f * MinDownsampledSize}x{f * MinDownsampledSize} (the reference's minimum for SPyNet), got {h}x{w}");
         if (t >= 2 && (uncertainty.dim() != 5 || uncertainty.shape[1] < t - 1 || uncertainty.shape[3] != h / f || uncertainty.shape[4] != w / f))
             throw new ArgumentException($"CFR: uncertainty map must be [n,{t - 1},1,{h / f},{w / f}], got [{string.Join(",", uncertainty.shape)}]");
-        if (Config.FlowDownscale > 1 && (h / fs < 1 || w / fs < 1))
+        if (fs > f && (h / fs < 1 || w / fs < 1))
             throw new ArgumentException($"CFR: frames {h}x{w} are smaller than the flow grid factor {fs}");
 
         using var scope = NewDisposeScope();
@@ -161,7 +190,7 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
             var curFeat = latents.select(1, i);
             var prevFeat = latents.select(1, i - 1);
             var flow = flowsForward!.select(1, i - 1).permute(0, 2, 3, 1);
-            var alignedPrev = FlowWarp.Warp(prevFeat, flow);
+            var alignedPrev = WarpPrevious(prevFeat, flow);
             // With pooling, Q/K/V see the pooled grid and the delta is upsampled to the latent (CrossFrameAttention
             // resizes the V features to the Q grid and the delta to the current features' size).
             var (q, k) = pool > 1
@@ -182,10 +211,10 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
     }
 
     /// <summary>
-    /// The flow <see cref="Forward"/> warps with: SPyNet from <paramref name="curDown"/> to <paramref name="prevDown"/>
-    /// (frames already downsampled by <see cref="CrossFrameRetrievalConfig.DownscaleFactor"/> × <see cref="CrossFrameRetrievalConfig.FlowDownscale"/>),
-    /// upsampled to the latent grid when FlowDownscale &gt; 1. One method for Forward and flow supervision, so
-    /// training sees exactly the flow inference uses. Differentiable w.r.t. the SPyNet parameters.
+    /// The flow <see cref="Forward"/> warps with, from <paramref name="curDown"/> to <paramref name="prevDown"/> (frames
+    /// already downsampled by <see cref="CrossFrameRetrievalConfig.FlowFrameFactor"/>): SPyNet, upsampled to the latent grid
+    /// when FlowDownscale &gt; 1 (differentiable w.r.t. its parameters), or Lucas–Kanade at latent resolution (no
+    /// gradients). One method for Forward and flow supervision, so training sees exactly the flow inference uses.
     /// </summary>
     /// <param name="curDown">[m,3,hd,wd] the frame the flow starts from (in [-1,1], as Forward passes them).</param>
     /// <param name="prevDown">[m,3,hd,wd] the frame the flow points into.</param>
@@ -197,6 +226,14 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
         ArgumentNullException.ThrowIfNull(curDown);
         ArgumentNullException.ThrowIfNull(prevDown);
         using var scope = NewDisposeScope();
+        if (Config.Flow == CrossFrameFlow.LucasKanade)
+        {
+            // Lucas–Kanade reads [0,1] frames and works in inference mode; the clone is an ordinary tensor that autograd
+            // may save (grid_sample keeps its grid for the backward pass). Float32 whatever the frames' dtype: FlowWarp
+            // samples in float32, and bfloat16 would round a 5-pixel flow to 1/32 px.
+            using var lk = LucasKanade.Estimate((curDown + 1) * 0.5, (prevDown + 1) * 0.5);
+            return lk.clone().MoveToOuterDisposeScope();
+        }
         var flow = spynet.forward(curDown, prevDown);
         if (Config.FlowDownscale > 1) // coarse flow → latent grid, in latent pixels
             flow = F.interpolate(flow, size: [latentHeight, latentWidth], mode: InterpolationMode.Bilinear, align_corners: false) * (double)Config.FlowDownscale;

@@ -16,11 +16,22 @@ namespace Dloral.Temporal;
 /// <param name="AttentionPool">
 /// Q, K and V come from the latents average-pooled by this; the retrieved delta is upsampled (bilinear) back. 1 = reference.
 /// </param>
+/// <param name="Flow">The flow that aligns the previous latent (SpyNet = reference; LucasKanade ignores FlowDownscale and
+/// runs at latent resolution).</param>
+/// <param name="WarpFrames">
+/// False (reference): the previous latent is warped on the latent grid. True: it is decoded, warped at frame resolution
+/// with the flow upsampled ×DownscaleFactor, and encoded again — for lossless codecs (pixel unshuffle), where a
+/// sub-pixel shift of the latent grid blends neighbouring f×f blocks instead of moving the image.
+/// </param>
 public sealed record CrossFrameRetrievalConfig(int LatentChannels = 4, int DownscaleFactor = 8, int EmbedDim = 64, int Heads = 9,
-                                               int FlowDownscale = 1, int AttentionPool = 1)
+                                               int FlowDownscale = 1, int AttentionPool = 1, CrossFrameFlow Flow = CrossFrameFlow.SpyNet,
+                                               bool WarpFrames = false)
 {
     /// <summary>The reference DLoRAL CFR.</summary>
     public static CrossFrameRetrievalConfig Reference { get; } = new();
+
+    /// <summary>Frame pixels per position of the grid the flow is estimated on.</summary>
+    public int FlowFrameFactor => Flow == CrossFrameFlow.LucasKanade ? DownscaleFactor : DownscaleFactor * FlowDownscale;
 
     /// <summary>Throws when a size is not positive.</summary>
     public void Validate()

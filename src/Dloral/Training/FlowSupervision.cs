@@ -118,7 +118,7 @@ public static class FlowSupervision
         if (cur.dim() != 4 || !cur.shape.SequenceEqual(prev.shape) || cur.shape[1] != 3)
             throw new ArgumentException($"SpyNetFlow expects two [n,3,H,W] frames of one shape, got [{string.Join(",", cur.shape)}] and [{string.Join(",", prev.shape)}]");
         var cfg = cfr.Config;
-        int f = cfg.DownscaleFactor, fs = f * cfg.FlowDownscale;
+        int f = cfg.DownscaleFactor, fs = cfg.FlowFrameFactor;
         long h = cur.shape[2], w = cur.shape[3];
         if (h % f != 0 || w % f != 0 || h / fs < 1 || w / fs < 1)
             throw new ArgumentException($"SpyNetFlow: frames {h}x{w} must be multiples of {f} and at least {fs} px (the CFR's flow grid factor)");

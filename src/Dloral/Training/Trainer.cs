@@ -270,6 +270,7 @@ public sealed class Trainer : IDisposable
         var images = new List<Tensor>();
         var xs = new List<Tensor>();
         Tensor? uncertaintyLast = null;
+        Tensor? previousOutput = null;
         // The base stage is single-frame SR: the clip's frames are near-duplicates, so one window (the last) carries
         // nearly all of the clip's information at half the cost.
         int firstWindow = weights.Stage == TrainingStage.Base ? (int)t - 2 : 0;
@@ -277,10 +278,11 @@ public sealed class Trainer : IDisposable
         for (int i = firstWindow; i + 1 < t; i++)
         {
             var frames = src.narrow(0, i, 2).unsqueeze(0);
-            var lat = latents.narrow(0, i, 2).unsqueeze(0);
+            var lat = singleFrame ? latents.narrow(0, i, 2).unsqueeze(0) : WindowLatents(latents, i, previousOutput);
             var unc = singleFrame ? null : WindowUncertainty(u8, i, latents);
             var unetIn = UnetInput(frames, lat, unc, singleFrame);
             var x = model.Denoise(unetIn, _promptEmbeds);
+            previousOutput = x;
             images.Add(model.DecodeLatents(x));
             xs.Add(x);
             uncertaintyLast = unc;
@@ -370,6 +372,21 @@ public sealed class Trainer : IDisposable
     /// The UNet input of a window: [warped previous ‖ CFR-fused current]; single-frame (the base stage, except with
     /// <c>schedule.base_previous_frame</c>) the current latent twice.
     /// </summary>
+    /// <summary>
+    /// Window (i, i+1)'s latents [1,2,C,h,w]. For a <see cref="DloralModel.RecurrentPrevious"/> model the previous one is the
+    /// restored frame i: <paramref name="previousOutput"/> (the window before's x), or frame i restored alone when the
+    /// clip starts here — as a video's second frame sees its first. Detached: no gradient runs back through time.
+    /// </summary>
+    private Tensor WindowLatents(Tensor latents, int i, Tensor? previousOutput)
+    {
+        var model = Model.Model;
+        if (!model.RecurrentPrevious) return latents.narrow(0, i, 2).unsqueeze(0);
+        Tensor previous;
+        using (no_grad())
+            previous = previousOutput?.detach() ?? model.Denoise(model.SingleFrameInput(latents.narrow(0, i, 1)), _promptEmbeds);
+        return stack([previous.to_type(latents.dtype), latents.narrow(0, i + 1, 1)], 1);
+    }
+
     private Tensor UnetInput(Tensor frames, Tensor latents, Tensor? uncertainty, bool singleFrame)
     {
         if (singleFrame) return Model.Model.SingleFrameInput(latents.select(1, 1)); // as `upscale --no-temporal`
@@ -571,11 +588,15 @@ public sealed class Trainer : IDisposable
         var u8 = up.mul(255).round().to_type(ScalarType.Byte).cpu();
         var latents = model.EncodeLatents(src);
         var outputs = new List<Tensor>();
+        bool singleFrame = Schedule.At(Step).Stage == TrainingStage.Base && !Schedule.Options.BasePreviousFrame;
+        Tensor? previousOutput = null;
         for (int i = 0; i + 1 < t; i++)
         {
             var unc = WindowUncertainty(u8, i, latents);
-            var unetIn = UnetInput(src.narrow(0, i, 2).unsqueeze(0), latents.narrow(0, i, 2).unsqueeze(0), unc, Schedule.At(Step).Stage == TrainingStage.Base && !Schedule.Options.BasePreviousFrame);
-            outputs.Add((model.DecodeLatents(model.Denoise(unetIn, _promptEmbeds)).to_type(ScalarType.Float32) * 0.5 + 0.5).clamp(0, 1));
+            var lat = singleFrame ? latents.narrow(0, i, 2).unsqueeze(0) : WindowLatents(latents, i, previousOutput);
+            var unetIn = UnetInput(src.narrow(0, i, 2).unsqueeze(0), lat, unc, singleFrame);
+            previousOutput = model.Denoise(unetIn, _promptEmbeds);
+            outputs.Add((model.DecodeLatents(previousOutput).to_type(ScalarType.Float32) * 0.5 + 0.5).clamp(0, 1));
         }
         double psnr = 0, ssim = 0, psnrBicubic = 0;
         for (int i = 0; i < outputs.Count; i++)

@@ -1,3 +1,4 @@
+using Dloral.Temporal;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Dloral.Training.Losses;
@@ -21,6 +22,18 @@ public sealed class ModelSection
     /// <summary>Source "compact": deepen the loaded model to this many resnets per UNet block before training, keeping its
     /// output unchanged (<see cref="Pipeline.Compact.CompactGrowth"/>): a larger base continues from a trained one. Null: as loaded.</summary>
     public int? LayersPerBlock { get; set; }
+
+    /// <summary>Source "compact": switch the CFR's flow to "spynet" or "lucas_kanade" (classical, no weights) before
+    /// training; the exported file records it. Null: as loaded.</summary>
+    public string? CfrFlow { get; set; }
+
+    /// <summary>Source "compact": "latents" (reference) or "frames": where the CFR warps the previous latent
+    /// (<see cref="Temporal.CrossFrameRetrievalConfig.WarpFrames"/>). Null: as loaded.</summary>
+    public string? CfrWarp { get; set; }
+
+    /// <summary>Source "compact": "input" (reference) or "output": whether a window's previous latent is the previous
+    /// input frame or the previous restored one (<see cref="Pipeline.DloralModel.RecurrentPrevious"/>). Null: as loaded.</summary>
+    public string? Previous { get; set; }
 
     /// <summary>Diffusers folder (SD 2.1-base layout). "$golden/…" = the golden data folder.</summary>
     public string Diffusers { get; set; } = "$golden/tiny_sd";
@@ -240,8 +253,14 @@ public sealed class TrainingConfig
         if (Model.Source == "compact" && string.IsNullOrEmpty(Model.Compact)) Fail("model.compact (a folder with compact.json, or a compact weights file) is required for source 'compact'");
         if (Model.LayersPerBlock is not null && Model.Source != "compact") Fail("model.layers_per_block deepens a compact model; it needs source 'compact'");
         if (Model.LayersPerBlock is < 1) Fail("model.layers_per_block must be at least 1");
+        if (Model.CfrFlow is not null && Model.Source != "compact") Fail("model.cfr_flow switches a compact model's flow; it needs source 'compact'");
+        if ((Model.CfrWarp ?? Model.Previous) is not null && Model.Source != "compact") Fail("model.cfr_warp / model.previous configure a compact model; they need source 'compact'");
+        if (Model.CfrWarp is not (null or "latents" or "frames")) Fail($"model.cfr_warp '{Model.CfrWarp}' is not latents or frames");
+        if (Model.Previous is not (null or "input" or "output")) Fail($"model.previous '{Model.Previous}' is not input or output");
+        if (Model.CfrFlow is not null && CrossFrameFlowNames.Parse(Model.CfrFlow) is null) Fail($"model.cfr_flow '{Model.CfrFlow}' is not spynet or lucas_kanade");
         if (Model.Source == "compact" && Losses.CsdTeacher is not null) Fail("losses.csd_teacher: the compact model has no text-conditioned SD teacher; leave it null");
         if (Model.Source == "dloral" && (Schedule.BaseSteps > 0 || Schedule.FlowSteps > 0)) Fail("schedule.base_steps / flow_steps are for models trained from scratch ('scratch', 'compact'), not a pretrained DLoRAL");
+        if (Schedule.FlowSteps > 0 && Model.CfrFlow == "lucas_kanade") Fail("schedule.flow_steps trains SPyNet; model.cfr_flow 'lucas_kanade' has no flow weights to train");
         if (Schedule.FlowSteps > 0 && Data.Kind != "images") Fail("schedule.flow_steps needs data.kind 'images': the flow stage learns the exact flow of the synthetic camera motion");
         if (Optimizer.BaseDecayFraction is < 0 or > 1) Fail("optimizer.base_decay_fraction must be in [0, 1]");
         if (Optimizer.EmaDecay is < 0 or >= 1) Fail("optimizer.ema_decay must be in [0, 1) (0 = no weight average)");

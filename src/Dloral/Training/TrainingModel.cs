@@ -125,6 +125,9 @@ public sealed class TrainingModel : IDisposable
                 compact = CompactGrowth.Deepen(loaded, layers);
                 if (options.DType != ScalarType.Float32) compact.ToDType(options.DType);
             }
+            compact.Reconfigure(CrossFrameFlowNames.Parse(config.Model.CfrFlow),
+                                config.Model.CfrWarp is { } warp ? warp == "frames" : null,
+                                config.Model.Previous is { } previous ? previous == "output" : null);
             // All six adapters active, as the reference's training forward.
             compact.Model.Configure(new DloralAdapterOptions(DloralStage.Full));
             return new TrainingModel(compact.Model, fullUnet: false, compact);

@@ -123,6 +123,56 @@ public class CompactUpscalerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_recurrent_model_carries_each_restored_frame_into_the_next_window()
+    {
+        TorchRuntime.Initialize();
+        using var media = new TestMedia();
+        using var compact = SavedAndLoaded(media);
+        var frames = Clip(media, "testsrc2=s=64x48:r=25,scroll=h=0.01:v=0.005");
+        // A model that changes its input (the untrained one is the identity, which would hide the recurrence).
+        using (no_grad())
+        using (var g = new Generator(11))
+            foreach (var (name, p) in compact.Model.Unet.named_parameters())
+                if (name == "conv_out.base_layer.weight") p.copy_(randn(p.shape, generator: g).mul_(0.05));
+        compact.Reconfigure(flow: Dloral.Temporal.CrossFrameFlow.LucasKanade, warpFrames: true, recurrentPrevious: false);
+        List<Tensor> plain, recurrent, again;
+        using (var up = new DloralUpscaler(compact, Small, ownsModel: false)) plain = Run(up, frames);
+        compact.Reconfigure(recurrentPrevious: true);
+        using (var up = new DloralUpscaler(compact, Small, ownsModel: false) { CacheLatents = false }) recurrent = Run(up, frames);
+        using (var up = new DloralUpscaler(compact, Small, ownsModel: false)) again = Run(up, frames);
+        try
+        {
+            // Frame 0 starts the clip (paired with frame 1's input) in both modes; later frames see the restored previous one.
+            TensorAssert.Equal(plain[0], recurrent[0], "frame 0");
+            for (int k = 1; k < frames.Count; k++)
+                Assert.True(recurrent[k].sub(plain[k]).abs().max().item<float>() > 1e-4, $"frame {k}: the restored previous frame is used");
+            for (int k = 0; k < frames.Count; k++) TensorAssert.Equal(recurrent[k], again[k], $"frame {k}: deterministic, cached or not");
+
+            using var mode = inference_mode();
+            Tensor? restored = null;
+            for (int k = 0; k < frames.Count; k++)
+            {
+                using var scope = NewDisposeScope();
+                int prev = k == 0 ? 1 : k - 1;
+                var hr = stack([Bicubic(frames[prev], 192, 256), Bicubic(frames[k], 192, 256)], 1).mul(2.0).sub(1.0);
+                var latents = compact.Model.EncodeLatents(hr.view(2, 3, 192, 256)).unsqueeze(0);
+                if (restored is not null) latents = cat([restored.unsqueeze(1), latents.narrow(1, 1, 1)], 1);
+                using var step = compact.Model.Step(hr, compact.UncertaintyOf(hr), compact.Prompt, latents);
+                restored?.Dispose();
+                restored = step.XDenoised.clone().DetachFromDisposeScope();
+                var expected = step.OutputImage.squeeze(0).add(1.0).div(2.0);
+                output.WriteLine($"frame {k}: streamed vs direct recurrent step max |diff| {TensorAssert.MaxAbsDiff(expected, recurrent[k]):E2}");
+                TensorAssert.Close(expected, recurrent[k], 1e-5, 1e-5, $"frame {k}");
+            }
+            restored?.Dispose();
+        }
+        finally
+        {
+            DisposeAll(plain.Concat(recurrent).Concat(again).Concat(frames));
+        }
+    }
+
+    [Fact]
     public void A_codec_factor_other_than_8_sets_the_process_size_latent_grid_and_uncertainty_map()
     {
         TorchRuntime.Initialize();

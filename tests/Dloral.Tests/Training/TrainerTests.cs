@@ -1,3 +1,4 @@
+using Dloral.Temporal;
 using System.Text.Json;
 using Dloral.Pipeline.Compact;
 using Dloral.Tests.Cli;
@@ -304,6 +305,37 @@ public class TrainerTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
     }
 
     [Fact]
+    public void Train_command_switches_a_compact_model_to_Lucas_Kanade_flow_trains_the_video_path_and_exports_the_choice()
+    {
+        var dir = TempDir("cli-lk");
+        try
+        {
+            string shipped = Path.Combine(GoldenData.RepoRoot, "models", "compact", CompactDloral.WeightsFileName);
+            string config = Path.Combine(dir, "lk.json"), exported = Path.Combine(dir, "lk.safetensors");
+            File.WriteAllText(config, $$"""
+                {
+                  "model": { "source": "compact", "compact": {{JsonSerializer.Serialize(shipped)}}, "cfr_flow": "lucas_kanade" },
+                  "data": { "crop": 64, "degradation": "light", "video_compression": false },
+                  "losses": { "perceptual": "none" },
+                  "schedule": { "base_steps": 2, "base_previous_frame": true, "flow_steps": 0, "consistency_end": 1, "enhancement_end": 2,
+                                "second_consistency_steps": 1, "transition_steps": 1, "lambda_lpips": 0 },
+                  "steps": 4, "checkpoint_every": 0, "validate_every": 0, "output": "run"
+                }
+                """);
+            var r = CliRunner.Run("train", "--config", config, "--data", photos.Dir, "--export", exported);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            using var model = CompactDloral.Load(exported);
+            Assert.Equal(CrossFrameFlow.LucasKanade, model.Config.Cfr.Flow);
+            using var before = CompactDloral.Load(shipped);
+            Assert.Equal(CrossFrameFlow.SpyNet, before.Config.Cfr.Flow);
+            var trained = model.NamedWeights().ToDictionary(kv => kv.Key, kv => kv.Value);
+            // Four steps moved the UNet (base on the video path, then the adapters).
+            Assert.Contains(before.NamedWeights(), kv => kv.Key.StartsWith("unet.", StringComparison.Ordinal) && !kv.Value.allclose(trained[kv.Key], rtol: 0, atol: 0));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Train_command_names_a_missing_degradation_file_as_bad_input()
     {
         // A config's relative paths resolve from its own folder: copied elsewhere, compact-continue's degradation file is
@@ -443,6 +475,11 @@ public class TrainingControlTests(TrainingPhotos photos) : IClassFixture<Trainin
         Assert.True(File.Exists(tiny.ResolvePath(tiny.Model.Checkpoint!)), tiny.ResolvePath(tiny.Model.Checkpoint!));
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "steps": 3, "no_such_key": 1 }"""));
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "data": { "crop": 60 } }"""));
+        var flow = Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "source": "compact", "compact": "x", "cfr_flow": "farneback" } }"""));
+        Assert.Contains("cfr_flow 'farneback'", flow.Message, StringComparison.Ordinal);
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "cfr_flow": "lucas_kanade" } }""")); // not a compact model
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse(
+            """{ "model": { "source": "compact", "compact": "x", "cfr_flow": "lucas_kanade" }, "schedule": { "flow_steps": 10 } }"""));
     }
 }
 

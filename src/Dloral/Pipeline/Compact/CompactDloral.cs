@@ -50,7 +50,25 @@ public sealed class CompactDloral : IDisposable
         PromptEmbeds = prompt;
     }
 
-    public CompactDloralConfig Config { get; }
+    public CompactDloralConfig Config { get; private set; }
+
+    /// <summary>
+    /// Changes how the model uses the previous frame and records it in the config <see cref="Save"/> writes (null: keep):
+    /// the CFR's flow (cfr.flow), where it warps (cfr.warp), and whether the previous latent is the previous restored
+    /// frame (previous). E.g. to train a model that was trained with SPyNet on Lucas–Kanade flow. Weights are unchanged.
+    /// </summary>
+    public void Reconfigure(CrossFrameFlow? flow = null, bool? warpFrames = null, bool? recurrentPrevious = null)
+    {
+        var json = System.Text.Json.Nodes.JsonNode.Parse(Config.CompactJson)!.AsObject();
+        var cfr = json["cfr"]!.AsObject();
+        if (flow is { } fl) cfr["flow"] = fl.ToJsonName();
+        if (warpFrames is { } wf) cfr["warp"] = wf ? "frames" : "latents";
+        if (recurrentPrevious is { } rp) json["previous"] = rp ? "output" : "input";
+        Config = CompactDloralConfig.Parse(json.ToJsonString(new() { WriteIndented = true }), Config.UnetJson, "compact model");
+        Model.Cfr.UseFlow(Config.Cfr.Flow);
+        Model.Cfr.UseFrameWarp(Config.Cfr.WarpFrames);
+        Model.RecurrentPrevious = Config.RecurrentPrevious;
+    }
 
     /// <summary>The DLoRAL model (codec, UNet, CFR, adapters); use its public API (Step, DenoiseWindow, …).</summary>
     public DloralModel Model { get; }
@@ -95,7 +113,7 @@ public sealed class CompactDloral : IDisposable
                 prompt = randn([1, config.PromptTokens, config.PromptWidth], generator: g);
             if (o.Device is { } device) { unet.to(device); cfr.to(device); codec.to(device); prompt = prompt.to(device); }
             if (o.DType != ScalarType.Float32) { unet.to(o.DType); cfr.to(o.DType); codec.ToDType(o.DType); prompt = prompt.to(o.DType); }
-            var model = new DloralModel(codec, unet, cfr);
+            var model = new DloralModel(codec, unet, cfr) { RecurrentPrevious = config.RecurrentPrevious };
             // A Parameter (frozen until a trainer turns requires_grad on): trainers treat it like any other weight.
             return new CompactDloral(config, model, new Parameter(prompt.DetachFromDisposeScope(), requires_grad: false));
         }

@@ -29,6 +29,9 @@ public sealed record CompactDloralConfig
     public int PromptTokens { get; init; } = 1;
     public int PromptWidth { get; init; } = 64;
 
+    /// <summary>"previous": "output" — the previous latent of a window is the previous restored frame (<see cref="DloralModel.RecurrentPrevious"/>).</summary>
+    public bool RecurrentPrevious { get; init; }
+
     /// <summary>Reads <c>compact.json</c> and <c>unet_config.json</c> from a folder (e.g. models/compact).</summary>
     public static CompactDloralConfig LoadFolder(string folder)
     {
@@ -55,6 +58,13 @@ public sealed record CompactDloralConfig
         var lora = Member(r, "lora", source);
         var prompt = Member(r, "prompt", source);
         int c = 3 * factor * factor;
+        string flowName = cfr.TryGetProperty("flow", out var fl) ? fl.GetString() ?? "" : "spynet";
+        var flow = CrossFrameFlowNames.Parse(flowName)
+                   ?? throw new InvalidDataException($"{source}: cfr.flow '{flowName}' is not supported (spynet, lucas_kanade)");
+        string warp = cfr.TryGetProperty("warp", out var wp) ? wp.GetString() ?? "" : "latents";
+        if (warp is not ("latents" or "frames")) throw new InvalidDataException($"{source}: cfr.warp '{warp}' is not supported (latents, frames)");
+        string previous = r.TryGetProperty("previous", out var pv) ? pv.GetString() ?? "" : "input";
+        if (previous is not ("input" or "output")) throw new InvalidDataException($"{source}: previous '{previous}' is not supported (input, output)");
         if (unet.InChannels != c || unet.OutChannels != c)
             throw new InvalidDataException($"{source}: unet_config.json in/out_channels {unet.InChannels}/{unet.OutChannels} must equal the codec's {c} latent channels (3·{factor}²)");
         if (unet.CrossAttentionDim.Any(d => d != prompt.GetProperty("width").GetInt32()))
@@ -70,7 +80,9 @@ public sealed record CompactDloralConfig
             CodecMixing = codec.TryGetProperty("orthonormal_mixing", out var m) && m.GetBoolean(),
             CodecScaling = codec.TryGetProperty("scaling_factor", out var s) ? s.GetDouble() : null,
             Cfr = new CrossFrameRetrievalConfig(c, factor, cfr.GetProperty("embed_dim").GetInt32(), cfr.GetProperty("heads").GetInt32(),
-                                                cfr.GetProperty("flow_downscale").GetInt32(), cfr.GetProperty("attention_pool").GetInt32()),
+                                                cfr.GetProperty("flow_downscale").GetInt32(), cfr.GetProperty("attention_pool").GetInt32(), flow,
+                                                warp == "frames"),
+            RecurrentPrevious = previous == "output",
             RankQuality = lora.GetProperty("rank_quality").GetInt32(),
             RankConsistency = lora.GetProperty("rank_consistency").GetInt32(),
             LoraAlpha = lora.GetProperty("alpha").GetDouble(),
