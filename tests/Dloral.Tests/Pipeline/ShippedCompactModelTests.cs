@@ -31,6 +31,10 @@ public class ShippedCompactModelTests
             .Any(kv => kv.Value.abs().max().item<float>() > 1e-4f), "C-LoRA trained");
         Assert.True(weights.Where(kv => kv.Key.Contains("lora_B", StringComparison.Ordinal) && kv.Key.Contains("quality", StringComparison.Ordinal))
             .Any(kv => kv.Value.abs().max().item<float>() > 1e-4f), "D-LoRA trained");
+        // The fifth round's design (model card): Lucas–Kanade flow, frame-space warp, the previous restored frame.
+        Assert.Equal(Dloral.Temporal.CrossFrameFlow.LucasKanade, model.Config.Cfr.Flow);
+        Assert.True(model.Config.Cfr.WarpFrames);
+        Assert.True(model.Model.RecurrentPrevious);
     }
 
     [Fact]

@@ -305,16 +305,18 @@ public class TrainerTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
     }
 
     [Fact]
-    public void Train_command_switches_a_compact_model_to_Lucas_Kanade_flow_trains_the_video_path_and_exports_the_choice()
+    public void Train_command_switches_a_compact_model_to_recurrent_Lucas_Kanade_CFR_trains_the_video_path_and_exports_the_choice()
     {
         var dir = TempDir("cli-lk");
         try
         {
-            string shipped = Path.Combine(GoldenData.RepoRoot, "models", "compact", CompactDloral.WeightsFileName);
+            // The seeded fresh model of models/compact (compact.json: SPyNet, latent warp, previous input frame).
+            string folder = Path.Combine(GoldenData.RepoRoot, "models", "compact");
             string config = Path.Combine(dir, "lk.json"), exported = Path.Combine(dir, "lk.safetensors");
             File.WriteAllText(config, $$"""
                 {
-                  "model": { "source": "compact", "compact": {{JsonSerializer.Serialize(shipped)}}, "cfr_flow": "lucas_kanade" },
+                  "model": { "source": "compact", "compact": {{JsonSerializer.Serialize(folder)}}, "cfr_flow": "lucas_kanade",
+                             "cfr_warp": "frames", "previous": "output" },
                   "data": { "crop": 64, "degradation": "light", "video_compression": false },
                   "losses": { "perceptual": "none" },
                   "schedule": { "base_steps": 2, "base_previous_frame": true, "flow_steps": 0, "consistency_end": 1, "enhancement_end": 2,
@@ -326,10 +328,13 @@ public class TrainerTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
             Assert.True(r.ExitCode == 0, r.ToString());
             using var model = CompactDloral.Load(exported);
             Assert.Equal(CrossFrameFlow.LucasKanade, model.Config.Cfr.Flow);
-            using var before = CompactDloral.Load(shipped);
+            Assert.True(model.Config.Cfr.WarpFrames);
+            Assert.True(model.Model.RecurrentPrevious);
+            using var before = CompactDloral.Build(folder);
             Assert.Equal(CrossFrameFlow.SpyNet, before.Config.Cfr.Flow);
+            Assert.False(before.Model.RecurrentPrevious);
             var trained = model.NamedWeights().ToDictionary(kv => kv.Key, kv => kv.Value);
-            // Four steps moved the UNet (base on the video path, then the adapters).
+            // Four steps moved the UNet (base on the recurrent video path, then the adapters).
             Assert.Contains(before.NamedWeights(), kv => kv.Key.StartsWith("unet.", StringComparison.Ordinal) && !kv.Value.allclose(trained[kv.Key], rtol: 0, atol: 0));
         }
         finally { Directory.Delete(dir, true); }
