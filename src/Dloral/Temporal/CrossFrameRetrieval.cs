@@ -105,7 +105,7 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
     private Tensor WarpPrevious(Tensor prevFeat, Tensor flow)
     {
         if (!Config.WarpFrames) return FlowWarp.Warp(prevFeat, flow);
-        var codec = FrameCodec ?? throw new InvalidOperationException("CFR warp_frames needs the latent codec (FrameCodec), which DloralModel sets");
+        var codec = FrameCodec ?? throw new InvalidOperationException("CFR with cfr.warp \"frames\" needs the latent codec (FrameCodec), which DloralModel sets");
         using var scope = NewDisposeScope();
         int f = Config.DownscaleFactor;
         long h = prevFeat.shape[2] * f, w = prevFeat.shape[3] * f;
