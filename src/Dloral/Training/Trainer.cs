@@ -278,7 +278,7 @@ public sealed class Trainer : IDisposable
         for (int i = firstWindow; i + 1 < t; i++)
         {
             var frames = src.narrow(0, i, 2).unsqueeze(0);
-            var lat = singleFrame ? latents.narrow(0, i, 2).unsqueeze(0) : WindowLatents(latents, i, previousOutput);
+            var lat = WindowLatents(latents, i, previousOutput, singleFrame);
             var unc = singleFrame ? null : WindowUncertainty(u8, i, latents);
             var unetIn = UnetInput(frames, lat, unc, singleFrame);
             var x = model.Denoise(unetIn, _promptEmbeds);
@@ -376,11 +376,12 @@ public sealed class Trainer : IDisposable
     /// Window (i, i+1)'s latents [1,2,C,h,w]. For a <see cref="DloralModel.RecurrentPrevious"/> model the previous one is the
     /// restored frame i: <paramref name="previousOutput"/> (the window before's x), or frame i restored alone when the
     /// clip starts here — as a video's second frame sees its first. Detached: no gradient runs back through time.
+    /// Single-frame windows ([z ‖ z]) only read frame i+1, so they keep the input latents.
     /// </summary>
-    private Tensor WindowLatents(Tensor latents, int i, Tensor? previousOutput)
+    private Tensor WindowLatents(Tensor latents, int i, Tensor? previousOutput, bool singleFrame)
     {
         var model = Model.Model;
-        if (!model.RecurrentPrevious) return latents.narrow(0, i, 2).unsqueeze(0);
+        if (singleFrame || !model.RecurrentPrevious) return latents.narrow(0, i, 2).unsqueeze(0);
         Tensor previous;
         using (no_grad())
             previous = previousOutput?.detach() ?? model.Denoise(model.SingleFrameInput(latents.narrow(0, i, 1)), _promptEmbeds);
@@ -593,7 +594,7 @@ public sealed class Trainer : IDisposable
         for (int i = 0; i + 1 < t; i++)
         {
             var unc = WindowUncertainty(u8, i, latents);
-            var lat = singleFrame ? latents.narrow(0, i, 2).unsqueeze(0) : WindowLatents(latents, i, previousOutput);
+            var lat = WindowLatents(latents, i, previousOutput, singleFrame);
             var unetIn = UnetInput(src.narrow(0, i, 2).unsqueeze(0), lat, unc, singleFrame);
             previousOutput = model.Denoise(unetIn, _promptEmbeds);
             outputs.Add((model.DecodeLatents(previousOutput).to_type(ScalarType.Float32) * 0.5 + 0.5).clamp(0, 1));
