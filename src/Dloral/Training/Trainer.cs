@@ -42,7 +42,7 @@ public sealed record ValidationResult(double Psnr, double Ssim, double WarpingEr
 
 /// <summary>
 /// DLoRAL's training loop (the reference's train_DLoRAL.py, with its bugs fixed): 3-frame clips, windows (0,1) and
-/// (1,2) through the one-step model; L2 + perceptual + temporal (+ CSD in the enhancement stage) weighted by
+/// (1,2) through the one-step model (a recurrent model may train on longer clips, whose earlier frames warm it up); L2 + perceptual + temporal (+ CSD in the enhancement stage) weighted by
 /// <see cref="StageSchedule"/>; the stage's parameter set trains with AdamW (gradient clipping over ALL trained
 /// parameters — the reference clips only its first group — and gradient accumulation). Every random choice is a
 /// function of (seed, step), so a resumed run reproduces an uninterrupted one.
@@ -271,10 +271,19 @@ public sealed class Trainer : IDisposable
         var xs = new List<Tensor>();
         Tensor? uncertaintyLast = null;
         Tensor? previousOutput = null;
-        // The base stage is single-frame SR: the clip's frames are near-duplicates, so one window (the last) carries
-        // nearly all of the clip's information at half the cost.
-        int firstWindow = weights.Stage == TrainingStage.Base ? (int)t - 2 : 0;
+        // The losses cover the clip's last three frames, the reference's windows (0,1) and (1,2). The base stage is
+        // single-frame SR: the clip's frames are near-duplicates, so one window (the last) carries nearly all of the
+        // clip's information at half the cost.
+        int firstWindow = weights.Stage == TrainingStage.Base ? (int)t - 2 : (int)t - 3;
         bool singleFrame = weights.Stage == TrainingStage.Base && !(Schedule.Options.BasePreviousFrame && clip.Position % 4 != 0);
+        // Frames before those three (data.frames > 3) warm up a recurrent model: it restores them without a loss or a
+        // graph (no gradient runs back through time anyway), so the windows with a loss see what video inference sees,
+        // the output of several recurrent steps, not of one.
+        if (t > 3 && model.RecurrentPrevious && !singleFrame)
+            using (no_grad())
+                for (int i = 0; i < firstWindow; i++)
+                    previousOutput = model.Denoise(UnetInput(src.narrow(0, i, 2).unsqueeze(0), WindowLatents(latents, i, previousOutput, false),
+                        WindowUncertainty(u8, i, latents), false), _promptEmbeds);
         for (int i = firstWindow; i + 1 < t; i++)
         {
             var frames = src.narrow(0, i, 2).unsqueeze(0);
@@ -299,7 +308,7 @@ public sealed class Trainer : IDisposable
         {
             for (int i = 1; i < images.Count; i++)
             {
-                using var guide = _temporal.Guide(tgt.narrow(0, i, 1), tgt.narrow(0, i + 1, 1));
+                using var guide = _temporal.Guide(tgt.narrow(0, firstWindow + i, 1), tgt.narrow(0, firstWindow + i + 1, 1));
                 Tensor? extra = null;
                 if (Config.Losses.TemporalUseUncertainty && uncertaintyLast is not null)
                     extra = 1 - F.interpolate(uncertaintyLast.select(1, 0).to_type(ScalarType.Float32), size: [size, width], mode: InterpolationMode.Nearest);

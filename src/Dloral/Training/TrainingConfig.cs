@@ -65,7 +65,8 @@ public sealed class DataSection
     /// <summary>Super-resolution factor (LR = HR / scale, then bicubic back up as the model input).</summary>
     public int Scale { get; set; } = 4;
 
-    /// <summary>Frames per clip (3: windows (0,1) and (1,2)).</summary>
+    /// <summary>Frames per clip (3: windows (0,1) and (1,2)). More (with <c>model.previous</c> "output"): the losses stay on
+    /// the last three, the earlier frames warm up the recurrent model without a gradient.</summary>
     public int Frames { get; set; } = 3;
 
     /// <summary>Degradation preset ("dloral", "light") or a JSON file.</summary>
@@ -270,7 +271,9 @@ public sealed class TrainingConfig
         if (Data.Kind is not ("images" or "videos")) Fail($"data.kind '{Data.Kind}': use 'images' or 'videos'");
         if (Data.Scale < 1 || Data.Crop < 8 * Data.Scale || Data.Crop % (8 * Data.Scale) != 0)
             Fail($"data.crop {Data.Crop} must be a positive multiple of 8·scale = {8 * Data.Scale}");
-        if (Data.Frames != 3) Fail($"data.frames {Data.Frames}: DLoRAL trains on 3-frame clips (windows (0,1) and (1,2))");
+        if (Data.Frames < 3) Fail($"data.frames {Data.Frames}: DLoRAL trains on 3-frame clips (windows (0,1) and (1,2))");
+        if (Data.Frames > 3 && Model.Previous != "output")
+            Fail($"data.frames {Data.Frames}: frames beyond 3 only warm up a recurrent model; set model.previous \"output\" or use 3");
         if (Data.ShiftRange is not [var s0, var s1] || s0 < 0 || s1 < s0 || Data.FlowShiftRange is not [var f0, var f1] || f0 < 0 || f1 < f0)
             Fail("data.shift_range and data.flow_shift_range must be [min, max] with 0 <= min <= max (HR pixels per frame)");
         if (Data.PhotoScaleRange is not [var p0, var p1] || p0 <= 0 || p1 < p0 || p1 > 1)

@@ -4,7 +4,9 @@ using Dloral.Pipeline.Compact;
 using Dloral.Tests.Cli;
 using Dloral.Tests.Support;
 using Dloral.Training;
+using Dloral.Training.Losses;
 using TorchSharp;
+using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace Dloral.Tests.Training;
@@ -24,7 +26,7 @@ public sealed class TrainingPhotos : IDisposable
     public void Dispose() => Media.Dispose();
 }
 
-public class TrainerTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
+public class TrainerTests(TrainingPhotos photos, ITestOutputHelper output) : IClassFixture<TrainingPhotos>
 {
     private static TrainingConfig Tiny(string data, string output, Action<TrainingConfig>? edit = null) => TrainerTestConfig.Tiny(data, output, edit);
 
@@ -341,6 +343,72 @@ public class TrainerTests(TrainingPhotos photos) : IClassFixture<TrainingPhotos>
     }
 
     [Fact]
+    public void A_recurrent_model_on_longer_clips_warms_up_on_the_earlier_frames_and_takes_its_losses_on_the_last_three()
+    {
+        var dir = TempDir("rec6");
+        try
+        {
+            var config = new TrainingConfig { BaseDirectory = dir, Output = dir, Steps = 1, CheckpointEvery = 0, ValidateEvery = 0, LogEvery = 0 };
+            config.Model.Source = "compact";
+            config.Model.Compact = Path.Combine(GoldenData.RepoRoot, "models", "compact"); // seeded fresh model
+            config.Model.CfrFlow = "lucas_kanade";
+            config.Model.CfrWarp = "frames";
+            config.Model.Previous = "output";
+            config.Data.Folder = photos.Dir;
+            config.Data.Crop = 64;
+            config.Data.Frames = 6;
+            config.Data.Degradation = "light";
+            config.Data.VideoCompression = false;
+            config.Losses.Perceptual = "none";
+            config.Schedule = new StageScheduleOptions { BaseSteps = 0, FlowSteps = 0, ConsistencyEnd = 10, EnhancementEnd = 20 };
+            config.Validate();
+            using var trainer = new Trainer(config);
+            var model = trainer.Model.Model;
+            var compact = trainer.Model.Compact!;
+            // A model that changes its input (the untrained one is the identity, which would hide the recurrence).
+            using (no_grad())
+            using (var g = new Generator(11))
+                foreach (var (name, p) in model.Unet.named_parameters())
+                    if (name == "conv_out.base_layer.weight") p.copy_(randn(p.shape, generator: g).mul_(0.05));
+            var clip = trainer.ValidationClip();
+            Assert.Equal(6, clip.Hr.shape[0]);
+            var weights = new StageSchedule(config.Schedule).At(0);
+            Assert.Equal(TrainingStage.Consistency, weights.Stage);
+            var terms = trainer.Evaluate(clip, weights);
+
+            // By hand, as video inference runs a recurrent model: frame 0 restored alone, then each window sees the
+            // restored frame before it; the losses are those of windows (3,4) and (4,5).
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            long h = clip.Hr.shape[2], w = clip.Hr.shape[3];
+            var src = Dloral.Pipeline.BicubicInput.Upscale(clip.Lr!, h, w) * 2 - 1;
+            var tgt = clip.Hr.to_type(ScalarType.Float32) * 2 - 1;
+            var latents = model.EncodeLatents(src);
+            Tensor Window(int i, Tensor previous)
+            {
+                var frames = src.narrow(0, i, 2).unsqueeze(0);
+                var lat = stack([previous, latents.narrow(0, i + 1, 1)], 1);
+                return model.DenoiseWindow(frames, lat, compact.UncertaintyOf(frames), compact.PromptEmbeds);
+            }
+            var restored = model.DenoiseSingleFrame(latents.narrow(0, 0, 1), compact.PromptEmbeds);
+            double expected = 0;
+            for (int i = 0; i < 5; i++)
+            {
+                restored = Window(i, restored);
+                if (i >= 3) expected += ReconstructionLoss.L2(model.DecodeLatents(restored), tgt.narrow(0, i + 1, 1)).item<float>();
+            }
+            // Without the warm-up (frame 3 restored alone, as a 3-frame clip would start) the loss is another one.
+            var cold = Window(3, model.DenoiseSingleFrame(latents.narrow(0, 3, 1), compact.PromptEmbeds));
+            double coldLoss = ReconstructionLoss.L2(model.DecodeLatents(cold), tgt.narrow(0, 4, 1)).item<float>()
+                + ReconstructionLoss.L2(model.DecodeLatents(Window(4, cold)), tgt.narrow(0, 5, 1)).item<float>();
+            output.WriteLine($"L2 trainer {terms.L2:E6}, by hand {expected:E6}, without warm-up {coldLoss:E6}");
+            Assert.Equal(expected, terms.L2, 1e-5 * expected);
+            Assert.True(Math.Abs(coldLoss - expected) > 1e-3 * expected, $"warm-up changed nothing: {coldLoss} vs {expected}");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Train_command_names_a_missing_degradation_file_as_bad_input()
     {
         // A config's relative paths resolve from its own folder: copied elsewhere, compact-continue's degradation file is
@@ -485,6 +553,10 @@ public class TrainingControlTests(TrainingPhotos photos) : IClassFixture<Trainin
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "cfr_flow": "lucas_kanade" } }""")); // not a compact model
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse(
             """{ "model": { "source": "compact", "compact": "x", "cfr_flow": "lucas_kanade" }, "schedule": { "flow_steps": 10 } }"""));
+        var frames = Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "data": { "frames": 6 } }""")); // not recurrent
+        Assert.Contains("model.previous", frames.Message, StringComparison.Ordinal);
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "data": { "frames": 2 } }"""));
+        Assert.Equal(6, TrainingConfig.Parse("""{ "model": { "source": "compact", "compact": "x", "previous": "output" }, "data": { "frames": 6 } }""").Data.Frames);
     }
 }
 
