@@ -42,8 +42,8 @@ public sealed record ValidationResult(double Psnr, double Ssim, double WarpingEr
 
 /// <summary>
 /// DLoRAL's training loop (the reference's train_DLoRAL.py, with its bugs fixed): 3-frame clips, windows (0,1) and
-/// (1,2) through the one-step model (a recurrent model may train on longer clips, whose earlier frames warm it up); L2 + perceptual + temporal (+ CSD in the enhancement stage) weighted by
-/// <see cref="StageSchedule"/>; the stage's parameter set trains with AdamW (gradient clipping over ALL trained
+/// (1,2) through the one-step model (a recurrent model may train on longer clips, whose earlier frames warm it up);
+/// L2 + perceptual + temporal (+ CSD in the enhancement stage) weighted by <see cref="StageSchedule"/>; the stage's parameter set trains with AdamW (gradient clipping over ALL trained
 /// parameters — the reference clips only its first group — and gradient accumulation). Every random choice is a
 /// function of (seed, step), so a resumed run reproduces an uninterrupted one.
 /// </summary>
