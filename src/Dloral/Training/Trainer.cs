@@ -282,15 +282,10 @@ public sealed class Trainer : IDisposable
         if (t > 3 && model.RecurrentPrevious && !singleFrame)
             using (no_grad())
                 for (int i = 0; i < firstWindow; i++)
-                    previousOutput = model.Denoise(UnetInput(src.narrow(0, i, 2).unsqueeze(0), WindowLatents(latents, i, previousOutput, false),
-                        WindowUncertainty(u8, i, latents), false), _promptEmbeds);
+                    previousOutput = RestoreWindow(src, latents, u8, i, previousOutput, false, out _);
         for (int i = firstWindow; i + 1 < t; i++)
         {
-            var frames = src.narrow(0, i, 2).unsqueeze(0);
-            var lat = WindowLatents(latents, i, previousOutput, singleFrame);
-            var unc = singleFrame ? null : WindowUncertainty(u8, i, latents);
-            var unetIn = UnetInput(frames, lat, unc, singleFrame);
-            var x = model.Denoise(unetIn, _promptEmbeds);
+            var x = RestoreWindow(src, latents, u8, i, previousOutput, singleFrame, out var unc);
             previousOutput = x;
             images.Add(model.DecodeLatents(x));
             xs.Add(x);
@@ -395,6 +390,18 @@ public sealed class Trainer : IDisposable
         using (no_grad())
             previous = previousOutput?.detach() ?? model.Denoise(model.SingleFrameInput(latents.narrow(0, i, 1)), _promptEmbeds);
         return stack([previous.to_type(latents.dtype), latents.narrow(0, i + 1, 1)], 1);
+    }
+
+    /// <summary>
+    /// Window (i, i+1) through the one-step model: its latents (<see cref="WindowLatents"/>), uncertainty (null for a
+    /// single-frame window, which does not read it), UNet input and x = z − ε̂. Frames <paramref name="src"/> [T,3,H,W]
+    /// in [−1,1], their latents, and the uint8 bicubic input for the uncertainty map.
+    /// </summary>
+    private Tensor RestoreWindow(Tensor src, Tensor latents, Tensor u8, int i, Tensor? previousOutput, bool singleFrame, out Tensor? uncertainty)
+    {
+        var lat = WindowLatents(latents, i, previousOutput, singleFrame);
+        uncertainty = singleFrame ? null : WindowUncertainty(u8, i, latents);
+        return Model.Model.Denoise(UnetInput(src.narrow(0, i, 2).unsqueeze(0), lat, uncertainty, singleFrame), _promptEmbeds);
     }
 
     private Tensor UnetInput(Tensor frames, Tensor latents, Tensor? uncertainty, bool singleFrame)
@@ -602,10 +609,7 @@ public sealed class Trainer : IDisposable
         Tensor? previousOutput = null;
         for (int i = 0; i + 1 < t; i++)
         {
-            var unc = WindowUncertainty(u8, i, latents);
-            var lat = WindowLatents(latents, i, previousOutput, singleFrame);
-            var unetIn = UnetInput(src.narrow(0, i, 2).unsqueeze(0), lat, unc, singleFrame);
-            previousOutput = model.Denoise(unetIn, _promptEmbeds);
+            previousOutput = RestoreWindow(src, latents, u8, i, previousOutput, singleFrame, out _);
             outputs.Add((model.DecodeLatents(previousOutput).to_type(ScalarType.Float32) * 0.5 + 0.5).clamp(0, 1));
         }
         double psnr = 0, ssim = 0, psnrBicubic = 0;
