@@ -1,4 +1,5 @@
 using Dloral.Temporal;
+using Dloral.Tests.Support;
 using Dloral.Training;
 using Dloral.Training.ClipDatasets;
 using TorchSharp;
@@ -8,6 +9,7 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace Dloral.Tests.Training;
 
+[Collection(GlobalRandomCollection.Name)]
 public class FlowSupervisionTests(ITestOutputHelper output)
 {
     /// <summary>The compact model's CFR sizes (192-channel latents at 1/8, SPyNet on the 1/8 frames).</summary>
