@@ -31,10 +31,12 @@ public class ShippedCompactModelTests
             .Any(kv => kv.Value.abs().max().item<float>() > 1e-4f), "C-LoRA trained");
         Assert.True(weights.Where(kv => kv.Key.Contains("lora_B", StringComparison.Ordinal) && kv.Key.Contains("quality", StringComparison.Ordinal))
             .Any(kv => kv.Value.abs().max().item<float>() > 1e-4f), "D-LoRA trained");
-        // The fifth round's design (model card): Lucas–Kanade flow, frame-space warp, the previous restored frame.
+        // The design since the fifth round (model card): Lucas–Kanade flow, frame-space warp, the previous restored frame.
         Assert.Equal(Dloral.Temporal.CrossFrameFlow.LucasKanade, model.Config.Cfr.Flow);
         Assert.True(model.Config.Cfr.WarpFrames);
         Assert.True(model.Model.RecurrentPrevious);
+        // The seventh round's UNet: two resnets per down block (deepened by CompactGrowth), stored in float16 to stay under 25 MB.
+        Assert.All(model.Config.Unet.LayersPerBlock, l => Assert.Equal(2L, l));
     }
 
     [Fact]
