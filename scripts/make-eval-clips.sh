@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Makes the compact model's evaluation clips from the photos a training run held out (RUN/validation_files.txt, written
-# by `dloral train`): per photo a 1280x720 ground-truth clip with a smooth camera pan (ffmpeg, lossless FFV1), and its
-# x4-degraded 320x180 input (`dloral degrade` with the training degradation, a fixed seed per clip). Photos smaller
-# than 1280x720 are skipped.
-#   scripts/make-eval-clips.sh [RUN_DIR] [OUT_DIR] [FRAMES]    (defaults: runs/compact eval/clips 12)
+# Makes the compact model's evaluation clips from held-out photos: per photo a 1280x720 ground-truth clip with a smooth
+# camera pan (ffmpeg, lossless FFV1), and its x4-degraded 320x180 input (`dloral degrade` with the training
+# degradation, a fixed seed per clip). Photos smaller than 1280x720 are skipped.
+#   scripts/make-eval-clips.sh [PHOTOS] [OUT_DIR] [FRAMES]    (defaults: configs/eval-photos.txt eval/clips 12)
+# PHOTOS is a list file (one photo per line, a path or a file name in data/photos; '#' comments) — the default is the
+# model card's list — or a training run's folder, whose validation_files.txt (written by `dloral train`) lists what it held out.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-run="${1:-$repo/runs/compact}"
+photos="${1:-$repo/configs/eval-photos.txt}"
 out="${2:-$repo/eval/clips}"
 frames="${3:-12}"
-list="$run/validation_files.txt"
-[ -f "$list" ] || { echo "error: $list not found (run 'dloral train' first: it lists the held-out photos)" >&2; exit 2; }
+list="$photos"
+[ -d "$photos" ] && list="$photos/validation_files.txt"
+[ -f "$list" ] || { echo "error: $list not found (a list of photos, or a run folder of 'dloral train': it lists the held-out photos)" >&2; exit 2; }
 command -v ffmpeg >/dev/null || { echo "error: ffmpeg not found (scripts/ensure-ffmpeg.sh)" >&2; exit 2; }
 dloral="$repo/dloral"
 mkdir -p "$out"
@@ -18,7 +20,10 @@ mkdir -p "$out"
 speeds=("3 1" "-2 2" "4 -1" "1 3" "-3 -2" "2 0" "0 -3" "-4 1")
 i=0
 while IFS= read -r photo; do
+  photo="${photo%%#*}"; photo="${photo%"${photo##*[![:space:]]}"}"
   [ -n "$photo" ] || continue
+  [[ "$photo" == */* ]] || photo="$repo/data/photos/$photo"
+  [ -f "$photo" ] || { echo "error: photo $photo not found (scripts/fetch-photos.sh fetches them)" >&2; exit 2; }
   # Only photos that hold a 1280x720 frame natively: an upscaled photo is no ground truth for x4 SR.
   read -r w h < <(ffprobe -v error -select_streams v:0 -show_entries stream=width,height -of csv=p=0 "$photo" | tr ',' ' ')
   if [ "$w" -lt 1280 ] || [ "$h" -lt 720 ]; then echo "skip: $(basename "$photo") is ${w}x${h}, smaller than 1280x720"; continue; fi
