@@ -93,7 +93,6 @@ public sealed class Trainer : IDisposable
                 Epsilon = config.Optimizer.Epsilon, WeightDecay = config.Optimizer.WeightDecay,
             });
             if (config.Optimizer.EmaDecay > 0) _average = new WeightAverage(Model.Checkpointed, config.Optimizer.EmaDecay);
-            var diffusers = config.ResolvePath(config.Model.Diffusers);
             if (Model.Compact is { } compact)
             {
                 // The compact model has no text encoder: its learned prompt embedding trains with the base (owned by the model).
@@ -102,7 +101,8 @@ public sealed class Trainer : IDisposable
             }
             else
             {
-                using var prompts = PromptEncoder.FromDiffusersFolder(diffusers, _device);
+                // Resolved only here: a compact run needs no diffusers folder (nor the golden data its default points to).
+                using var prompts = PromptEncoder.FromDiffusersFolder(config.ResolvePath(config.Model.Diffusers), _device);
                 // Encode runs in inference mode; a clone made outside it can take part in autograd graphs.
                 using var pos = prompts.Encode(config.Prompt);
                 using var neg = prompts.Encode(config.NegativePrompt);
@@ -115,7 +115,7 @@ public sealed class Trainer : IDisposable
                 _perceptual = LpipsLoss.Load(config.ResolvePath(config.Losses.LpipsVgg!), config.ResolvePath(config.Losses.LpipsLin!), _device);
             if (config.Losses.CsdTeacher is { } teacher)
             {
-                var folder = DiffusersFolder.Open(teacher == "model" ? diffusers : config.ResolvePath(teacher));
+                var folder = DiffusersFolder.Open(config.ResolvePath(teacher == "model" ? config.Model.Diffusers : teacher));
                 var schedule = DdpmSchedule.FromConfigFile(folder.ComponentFile("scheduler", "scheduler_config.json"));
                 _csd = new CsdLoss(folder.LoadUNet(new Nn.ModelOptions(_device, _dtype)), schedule, new CsdOptions
                 {
