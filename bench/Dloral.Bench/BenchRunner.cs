@@ -69,6 +69,7 @@ public sealed class BenchRunner
         MeasuredRuns = measuredRuns;
         // Other processes on a small shared machine distort timings: record how busy it was.
         if (File.Exists("/proc/loadavg"))
+            Settings["cpu"] = CpuFeatures.Current.Describe();
             Settings["load average (1/5/15 min) at start"] = string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
     }
 

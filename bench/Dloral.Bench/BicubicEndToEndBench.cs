@@ -6,13 +6,13 @@ using static TorchSharp.torch;
 namespace Dloral.Bench;
 
 /// <summary>
-/// <c>bicubic [--input FILE] [--size WxH] [--frames N] [--scale S] [--preset P] [--runs R] [--warmup W] [--models M1,M2] [--dtypes float32,bfloat16] [--reuse-memory]</c>:
+/// <c>bicubic [--input FILE] [--size WxH] [--frames N] [--scale S] [--preset P] [--runs R] [--warmup W] [--models M1,M2] [--dtypes float32,bfloat16] [--self-ensembles 1,2] [--reuse-memory]</c>:
 /// the reference row of every speed comparison. Decodes a clip, upscales every frame with bicubic and encodes
 /// H.264, timing each stage in a sequential loop (decode, upscale, encode = pipe write + ffmpeg back-pressure,
 /// finish = encoder flush); a second row runs the product path <c>Upscaler.Run</c> (threaded reader/writer) for the
 /// real end-to-end frames per second. <c>--models</c> adds one row per model (a name or a model file that
 /// <c>dloral upscale --model</c> accepts) through the same product path, so every model gets its ratio to bicubic
-/// measured in the same run.
+/// measured in the same run (one row per model, dtype and self-ensemble size).
 /// </summary>
 internal static class BicubicEndToEndBench
 {
@@ -60,9 +60,12 @@ internal static class BicubicEndToEndBench
                     Upscaler.Run(input, output, new UpscaleOptions { Model = "bicubic", Scale = scale, Overwrite = true, Preset = preset });
             }, "Upscaler.Run: reader, model and writer overlap on their own threads");
             var dtypes = (opts.GetValueOrDefault("--dtypes") ?? "float32").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            var ensembles = (opts.GetValueOrDefault("--self-ensembles") ?? "1").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(e => int.Parse(e, CultureInfo.InvariantCulture)).ToArray();
             foreach (var model in (opts.GetValueOrDefault("--models") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 foreach (var dtype in dtypes)
-                    MeasureModel(runner, model, input, output, scale, preset, frames, dtype is "bfloat16" or "bf16" ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32);
+                    foreach (var ensemble in ensembles)
+                        MeasureModel(runner, model, input, output, scale, preset, frames, dtype is "bfloat16" or "bf16" ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32, ensemble);
             runner.Write();
             return 0;
         }
@@ -76,9 +79,10 @@ internal static class BicubicEndToEndBench
     /// A learned model through the product's streaming job. DLoRAL models (loaded once, outside the timed runs) also
     /// report their own stages (prepare, codec encode, CFR, UNet, codec decode, colour fix); others report the total.
     /// </summary>
-    private static void MeasureModel(BenchRunner runner, string model, string input, string output, int scale, string preset, long frames, TorchSharp.torch.ScalarType dtype)
+    private static void MeasureModel(BenchRunner runner, string model, string input, string output, int scale, string preset, long frames,
+                                     TorchSharp.torch.ScalarType dtype, int selfEnsemble)
     {
-        using var upscaler = DloralModelSource.TryCreate(model, new DloralVideoOptions { Scale = scale, DType = dtype });
+        using var upscaler = DloralModelSource.TryCreate(model, new DloralVideoOptions { Scale = scale, DType = dtype, SelfEnsemble = selfEnsemble });
         if (upscaler is not DloralUpscaler dloral)
         {
             runner.Measure($"{Path.GetFileName(model)} (dloral upscale path)", frames, timer =>
@@ -88,7 +92,8 @@ internal static class BicubicEndToEndBench
             }, "Upscaler.Run with this model");
             return;
         }
-        runner.Measure($"{Path.GetFileName(model)} {(dtype == TorchSharp.torch.ScalarType.BFloat16 ? "bf16" : "fp32")} (DLoRAL, streaming job)", frames, timer =>
+        string ensemble = selfEnsemble > 1 ? $" self-ensemble {selfEnsemble}" : "";
+        runner.Measure($"{Path.GetFileName(model)} {(dtype == TorchSharp.torch.ScalarType.BFloat16 ? "bf16" : "fp32")}{ensemble} (DLoRAL, streaming job)", frames, timer =>
         {
             var t = dloral.Timings;
             var before = (t.Prepare, t.VaeEncode, t.Cfr, t.Unet, t.VaeDecode, t.ColorFix);

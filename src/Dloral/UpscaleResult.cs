@@ -9,5 +9,5 @@ namespace Dloral;
 /// <param name="Width">Output frame width.</param>
 /// <param name="Height">Output frame height.</param>
 /// <param name="Elapsed">Wall time of the run.</param>
-/// <param name="Warnings">Warnings from reading and writing.</param>
+/// <param name="Warnings">Warnings from reading and writing, and about settings this machine runs slowly (bfloat16 without native support).</param>
 public sealed record UpscaleResult(string OutputPath, OutputKind Kind, long Frames, int Width, int Height, TimeSpan Elapsed, IReadOnlyList<string> Warnings);

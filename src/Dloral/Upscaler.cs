@@ -62,6 +62,9 @@ public static class Upscaler
 
         var warnings = new List<string>();
         void Warn(string w) { lock (warnings) warnings.Add(w); options.OnWarning?.Invoke(w); }
+        if (upscaler is DloralUpscaler && options.Dloral.DType == torch.ScalarType.BFloat16 && device.type == DeviceType.CPU
+            && CpuFeatures.Current.HasNativeBFloat16 == false)
+            Warn($"this CPU ({CpuFeatures.Current.Describe()}) has no avx512_bf16 or amx_bf16 instructions: bfloat16 is emulated and runs many times slower than float32 here; drop --dtype bfloat16");
 
         using var source = FrameSource.Open(input, new FrameSourceOptions
         {

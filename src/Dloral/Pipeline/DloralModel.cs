@@ -166,7 +166,9 @@ public sealed class DloralModel : IDisposable
         using var scope = NewDisposeScope();
         var dt = DTypeOf(Cfr);
         var r = Cfr.forward(frames.to(dt), latents.to(dt), uncertainty.to(dt));
-        var unetIn = cat([r.AlignedFeatures.select(1, 1), r.FusedFeatures.select(1, 1)], 1).to(DTypeOf(Unet));
+        // In CFR's dtype, not the UNet's: the fused current latent is the skip path of x = z − ε̂, which a bfloat16 UNet's
+        // dtype would round to 8 mantissa bits (PredictNoise converts its own copy).
+        var unetIn = cat([r.AlignedFeatures.select(1, 1), r.FusedFeatures.select(1, 1)], 1);
         var moved = new CrossFrameRetrievalOutput(r.FusedFeatures.MoveToOuterDisposeScope(), r.WeightMap.MoveToOuterDisposeScope(),
                                                   r.AlignedFeatures.MoveToOuterDisposeScope());
         return (unetIn.MoveToOuterDisposeScope(), moved);
@@ -174,7 +176,8 @@ public sealed class DloralModel : IDisposable
 
     /// <summary>
     /// The UNet input without a previous frame: scaled latent [n,C,h,w] → [z ‖ z] [n,2C,h,w] (no CFR, no warp), in the
-    /// UNet's dtype. Frame-by-frame restoration (<c>--no-temporal</c>) and trainers use it, so both see the same input.
+    /// latent's dtype (the skip path keeps its precision; <see cref="PredictNoise"/> converts for the UNet).
+    /// Frame-by-frame restoration (<c>--no-temporal</c>) and trainers use it, so both see the same input.
     /// </summary>
     public Tensor SingleFrameInput(Tensor latentCur)
     {
@@ -182,12 +185,14 @@ public sealed class DloralModel : IDisposable
         if (latentCur.dim() != 4 || latentCur.shape[1] != LatentChannels)
             throw new ArgumentException($"the current latent must be [n,{LatentChannels},h,w], got [{string.Join(",", latentCur.shape)}]", nameof(latentCur));
         using var scope = NewDisposeScope();
-        var z = latentCur.to(DTypeOf(Unet));
-        return cat([z, z], 1).MoveToOuterDisposeScope();
+        return cat([latentCur, latentCur], 1).MoveToOuterDisposeScope();
     }
 
-    /// <summary>UNet ε̂ for a 2C-channel input at <see cref="Timestep"/>; prompt embeddings [1 or n,tokens,width] (SD: 77×1024).</summary>
-    public Tensor PredictNoise(Tensor unetInput, Tensor promptEmbeds)
+    /// <summary>
+    /// UNet ε̂ for a 2C-channel input at <see cref="Timestep"/>; prompt embeddings [1 or n,tokens,width] (SD: 77×1024).
+    /// <paramref name="selfEnsemble"/> &gt; 1 averages ε̂ over that many dihedral views (<see cref="Pipeline.SelfEnsemble"/>).
+    /// </summary>
+    public Tensor PredictNoise(Tensor unetInput, Tensor promptEmbeds, int selfEnsemble = 1)
     {
         ArgumentNullException.ThrowIfNull(unetInput);
         ArgumentNullException.ThrowIfNull(promptEmbeds);
@@ -195,21 +200,44 @@ public sealed class DloralModel : IDisposable
             throw new ArgumentException($"UNet input must be [n,{2 * LatentChannels},h,w], got [{string.Join(",", unetInput.shape)}]", nameof(unetInput));
         using var scope = NewDisposeScope();
         long n = unetInput.shape[0];
-        unetInput = unetInput.to(DTypeOf(Unet));
-        var ctx = promptEmbeds.to(unetInput.dtype, unetInput.device);
+        var dtype = DTypeOf(Unet);
+        var ctx = promptEmbeds.to(dtype, unetInput.device);
         if (ctx.shape[0] != n) ctx = ctx.expand(n, -1, -1);
         using var t = tensor(new[] { Timestep }, ScalarType.Int64, unetInput.device);
-        return Unet.call(unetInput, t, ctx).MoveToOuterDisposeScope();
+        Tensor Net(Tensor x) => Unet.call(x.to(dtype), t, ctx);
+        if (selfEnsemble == 1) return Net(unetInput).MoveToOuterDisposeScope();
+        // The views are taken in the input's precision, through the codec: a mirrored latent grid is not the latent of
+        // the mirrored image.
+        if (Codec is not IDihedralLatentCodec codec)
+            throw new NotSupportedException($"self-ensemble needs a codec with exact mirrored latents (the compact models' lossless codec); {Codec.GetType().Name} has none");
+        int c = LatentChannels;
+        Tensor ToView(Tensor x, int k) => cat([codec.Dihedral(x.narrow(1, 0, c), k), codec.Dihedral(x.narrow(1, c, c), k)], 1);
+        Tensor FromView(Tensor y, int k) => codec.Dihedral(y, k, inverse: true);
+        return SelfEnsemble.Predict(Net, unetInput, selfEnsemble, ToView, FromView).MoveToOuterDisposeScope();
     }
 
-    /// <summary>One step on the UNet input: x = input[:,C:2C] − ε̂ (the reference applies no scheduler terms).</summary>
-    public Tensor Denoise(Tensor unetInput, Tensor promptEmbeds)
+    /// <summary>
+    /// One step on the UNet input: x = input[:,C:2C] − ε̂ (the reference applies no scheduler terms), in the input's dtype
+    /// or the UNet's, whichever is wider: a bfloat16 UNet on a float32 input predicts ε̂ in bfloat16, but z keeps float32.
+    /// </summary>
+    public Tensor Denoise(Tensor unetInput, Tensor promptEmbeds, int selfEnsemble = 1)
     {
+        ArgumentNullException.ThrowIfNull(unetInput);
         using var scope = NewDisposeScope();
-        unetInput = unetInput.to(DTypeOf(Unet));
-        var pred = PredictNoise(unetInput, promptEmbeds);
-        return (unetInput.narrow(1, LatentChannels, LatentChannels) - pred).MoveToOuterDisposeScope();
+        var pred = PredictNoise(unetInput, promptEmbeds, selfEnsemble);
+        return Subtract(unetInput.narrow(1, LatentChannels, LatentChannels), pred).MoveToOuterDisposeScope();
     }
+
+    /// <summary>z − ε̂ in the wider of the two dtypes (float32 beats bfloat16/float16).</summary>
+    private static Tensor Subtract(Tensor z, Tensor pred)
+    {
+        var dtype = Wider(z.dtype, pred.dtype);
+        return z.to(dtype) - pred.to(dtype);
+    }
+
+    private static ScalarType Wider(ScalarType a, ScalarType b) =>
+        a == ScalarType.Float64 || b == ScalarType.Float64 ? ScalarType.Float64
+        : a == ScalarType.Float32 || b == ScalarType.Float32 ? ScalarType.Float32 : a;
 
     /// <summary>
     /// CFR + UNet for a window at any size: frames [n,2,3,H,W], scaled latents [n,2,C,h,w], uncertainty [n,1,1,h,w] →
@@ -227,7 +255,8 @@ public sealed class DloralModel : IDisposable
             var (unetIn, r) = Fuse(t.Slice(frames, f), t.Slice(latents), t.Slice(uncertainty));
             r.Dispose();
             var pred = PredictNoise(unetIn, promptEmbeds);
-            return cat([unetIn.narrow(1, c, c).to(pred.dtype), pred], 1); // blended together: same weights for both
+            var dtype = Wider(unetIn.dtype, pred.dtype);
+            return cat([unetIn.narrow(1, c, c).to(dtype), pred.to(dtype)], 1); // blended together: same weights for both
         }
         var blended = tiler is null ? Tile(new LatentTile(0, 0, h, w)) : tiler.Run(h, w, Tile);
         return (blended.narrow(1, 0, c) - blended.narrow(1, c, c)).MoveToOuterDisposeScope();
@@ -263,7 +292,7 @@ public sealed class DloralModel : IDisposable
         var lat = latents ?? EncodeLatents(frames.reshape(n * 2, 3, h, w)).view(n, 2, -1, h / f, w / f);
         var (unetIn, retrieval) = Fuse(frames, lat, uncertainty);
         var pred = PredictNoise(unetIn, promptEmbeds);
-        var x = unetIn.narrow(1, LatentChannels, LatentChannels) - pred;
+        var x = Subtract(unetIn.narrow(1, LatentChannels, LatentChannels), pred);
         var image = DecodeLatents(x);
         var weightMap = zeros_like(retrieval.WeightMap);
         weightMap.select(1, 1).copy_(uncertainty.select(1, 0));

@@ -75,6 +75,8 @@ public sealed class DloralUpscaler : IUpscaler
         ArgumentNullException.ThrowIfNull(promptEmbeds);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        if (options.SelfEnsemble > 1 && model.Codec is not IDihedralLatentCodec)
+            throw new UpscaleOptionsException($"--self-ensemble {options.SelfEnsemble} needs a model with a lossless codec (the compact models): SD's VAE latents cannot be mirrored exactly", "self-ensemble");
         _model = model;
         _ownsModel = ownsModel;
         _promptEmbeds = promptEmbeds.DetachFromDisposeScope();
@@ -295,7 +297,7 @@ public sealed class DloralUpscaler : IUpscaler
             }
             cfr += c.Elapsed;
             c.Restart();
-            var x = _model.Denoise(unetIn, _promptEmbeds).to(ScalarType.Float32);
+            var x = _model.Denoise(unetIn, _promptEmbeds, _options.SelfEnsemble).to(ScalarType.Float32);
             unet += c.Elapsed;
             return x.MoveToOuterDisposeScope();
         }

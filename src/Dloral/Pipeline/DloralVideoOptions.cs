@@ -91,6 +91,12 @@ public sealed record DloralVideoOptions
     /// </summary>
     public bool FrameByFrame { get; init; }
 
+    /// <summary>
+    /// Geometric self-ensemble: the UNet's ε̂ averaged over this many dihedral views of its input (1 = off, 2 = + mirror,
+    /// 4, 8). Each view costs one more UNet pass; see <see cref="Pipeline.SelfEnsemble"/>.
+    /// </summary>
+    public int SelfEnsemble { get; init; } = 1;
+
     /// <summary>Receives one-line diagnostics (window starts, tiling) when set.</summary>
     public Action<string>? Log { get; init; }
 
@@ -108,6 +114,8 @@ public sealed record DloralVideoOptions
             throw new UpscaleOptionsException($"tile overlap must be in [0, tile), got {overlap} with tile {tile}", "tile-overlap");
         if (DType is not (torch.ScalarType.Float32 or torch.ScalarType.BFloat16))
             throw new UpscaleOptionsException($"dtype must be float32 or bfloat16, got {DType}", "dtype");
+        if (Array.IndexOf(Pipeline.SelfEnsemble.Sizes, SelfEnsemble) < 0)
+            throw new UpscaleOptionsException($"self-ensemble must be one of {string.Join(", ", Pipeline.SelfEnsemble.Sizes)}, got {SelfEnsemble}", "self-ensemble");
         if (MinimumProcessSide < MinimumProcessSideFloor)
             throw new UpscaleOptionsException($"minimum process side must be at least {MinimumProcessSideFloor} px, got {MinimumProcessSide}", "min-size");
     }

@@ -261,13 +261,49 @@ public class CompactUpscalerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void The_upscale_path_loads_a_channels_last_UNet_that_gives_the_same_video()
+    {
+        TorchRuntime.Initialize();
+        using var media = new TestMedia();
+        string path = media.PathOf("compact.safetensors");
+        using (var built = CompactDloral.Build(Folder))
+        {
+            using (no_grad())
+            using (var g = new Generator(11))
+                foreach (var (name, p) in built.Model.Unet.named_parameters())
+                    if (name == "conv_out.base_layer.weight") p.copy_(randn(p.shape, generator: g).mul_(0.05)); // not the identity
+            built.Save(path);
+        }
+        var frames = Clip(media);
+        List<Tensor> nchw, nhwc;
+        using (var plain = CompactDloral.Load(path))
+        using (var up = new DloralUpscaler(plain, Small, ownsModel: false))
+        {
+            Assert.False(plain.Model.Unet.ChannelsLast);
+            nchw = Run(up, frames);
+        }
+        using (var up = (DloralUpscaler)DloralModelSource.TryCreate(path, Small)!)
+        {
+            Assert.True(up.Model.Unet.ChannelsLast, "dloral upscale runs the compact UNet channels-last");
+            nhwc = Run(up, frames);
+        }
+        for (int i = 0; i < frames.Count; i++)
+        {
+            double diff = TensorAssert.MaxAbsDiff(nchw[i], nhwc[i]);
+            output.WriteLine($"frame {i}: channels-last vs NCHW max |diff| {diff:E2}");
+            Assert.True(diff < 1e-4, $"frame {i}: {diff}");
+        }
+        DisposeAll(nchw.Concat(nhwc).Concat(frames));
+    }
+
+    [Fact]
     public void Latent_tiles_run_on_compact_latents_and_the_scale_must_match_the_model()
     {
         TorchRuntime.Initialize();
         using var media = new TestMedia();
         using var compact = CompactDloral.Build(Folder);
         var frames = Clip(media).Take(2).ToList();
-        List<Tensor>? whole = null, tiled = null, bf16 = null;
+        List<Tensor>? whole = null, tiled = null, bf16 = null, allBf16 = null;
         try
         {
             using (var up = new DloralUpscaler(compact, Small, ownsModel: false)) whole = Run(up, frames);
@@ -286,18 +322,29 @@ public class CompactUpscalerTests(ITestOutputHelper output)
 
             // bfloat16 weights (CPU inference) run the same pipeline close to float32.
             compact.ToDType(ScalarType.BFloat16);
+            // Mixed precision: only the UNet (and its prompt) computes in bfloat16; the lossless codec, CFR and z − ε̂ stay float32.
+            Assert.Equal(ScalarType.BFloat16, compact.Model.Unet.parameters().First().dtype);
+            Assert.Equal(ScalarType.BFloat16, compact.Prompt.dtype);
+            Assert.Equal(ScalarType.Float32, compact.Model.Codec.DType);
+            Assert.All(compact.Model.Cfr.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
             using (var up = new DloralUpscaler(compact, Small with { DType = ScalarType.BFloat16 }, ownsModel: false)) bf16 = Run(up, frames);
+            // Everything in bfloat16 (how it ran before): the skip path and the codec round the latents too.
+            compact.Model.Cfr.to(ScalarType.BFloat16);
+            ((Dloral.Pipeline.Codecs.PixelUnshuffleCodec)compact.Model.Codec).ToDType(ScalarType.BFloat16);
+            using (var up = new DloralUpscaler(compact, Small with { DType = ScalarType.BFloat16 }, ownsModel: false)) allBf16 = Run(up, frames);
             for (int i = 0; i < frames.Count; i++)
             {
                 Assert.Equal(ScalarType.Float32, bf16[i].dtype);
-                double mean = (whole[i] - bf16[i]).abs().mean().item<float>();
-                output.WriteLine($"frame {i}: bf16 vs f32 mean |diff| {mean:E2}");
+                double mean = (whole[i] - bf16[i]).abs().mean().item<float>(), meanAll = (whole[i] - allBf16[i]).abs().mean().item<float>();
+                output.WriteLine($"frame {i}: bf16 UNet vs f32 mean |diff| {mean:E2}; all-bf16 vs f32 {meanAll:E2}");
                 Assert.True(mean < 0.05, $"bf16 mean diff {mean}");
+                // This model is the identity (conv_out starts at zero): with the float32 skip path its bf16 output is exact.
+                Assert.True(mean < 1e-6 && meanAll > 1e-4, $"mixed precision keeps the skip path exact ({mean:E2} vs all-bf16 {meanAll:E2})");
             }
         }
         finally
         {
-            foreach (var list in new[] { whole, tiled, bf16 }) if (list is not null) DisposeAll(list);
+            foreach (var list in new[] { whole, tiled, bf16, allBf16 }) if (list is not null) DisposeAll(list);
             DisposeAll(frames);
         }
     }

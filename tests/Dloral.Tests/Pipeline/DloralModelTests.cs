@@ -106,8 +106,10 @@ public class DloralModelTests(ITestOutputHelper output)
         model.Unet.to(ScalarType.BFloat16);
         model.Vae.to(ScalarType.BFloat16);
 
-        var x = model.Denoise(unetIn, prompt);       // float32 inputs are converted to the UNet's dtype
-        Assert.Equal(ScalarType.BFloat16, x.dtype);
+        var x = model.Denoise(unetIn, prompt);       // the UNet computes in bfloat16; z − ε̂ keeps the float32 input's precision
+        Assert.Equal(ScalarType.Float32, x.dtype);
+        using (var bf16In = unetIn.to(ScalarType.BFloat16))
+        using (var xb = model.Denoise(bf16In, prompt)) Assert.Equal(ScalarType.BFloat16, xb.dtype);
         double scale = reference.abs().max().item<float>();
         double maxErr = TensorAssert.MaxAbsDiff(reference, x), meanErr = (x.to_type(ScalarType.Float32) - reference).abs().mean().item<float>();
         output.WriteLine($"bf16 x_denoised: max |diff| {maxErr:G3} (max |ref| {scale:G3}), mean {meanErr:G3}");

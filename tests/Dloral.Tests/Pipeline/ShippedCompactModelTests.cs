@@ -9,7 +9,7 @@ namespace Dloral.Tests.Pipeline;
 [Collection("DloralEndToEnd")]
 public class ShippedCompactModelTests
 {
-    private static string Weights => Path.Combine(GoldenData.RepoRoot, "models", "compact", CompactDloral.WeightsFileName);
+    private static string Weights => GoldenData.ShippedCompactWeights;
 
     [Fact]
     public void The_shipped_weights_are_found_by_default_and_are_a_trained_compact_model()

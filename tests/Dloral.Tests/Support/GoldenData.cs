@@ -24,6 +24,9 @@ public static class GoldenData
     /// <summary>The repository root (the folder holding Dloral.slnx).</summary>
     public static string RepoRoot { get; } = FindRepoRoot();
 
+    /// <summary>The trained compact weights committed under models/compact (what `dloral upscale` uses by default).</summary>
+    public static string ShippedCompactWeights => Path.Combine(RepoRoot, "models", "compact", Dloral.Pipeline.Compact.CompactDloral.WeightsFileName);
+
     private static string FindRepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);

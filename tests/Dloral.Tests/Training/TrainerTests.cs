@@ -268,7 +268,7 @@ public class TrainerTests(TrainingPhotos photos, ITestOutputHelper output) : ICl
         var dir = TempDir("cli-deepen");
         try
         {
-            string shipped = Path.Combine(GoldenData.RepoRoot, "models", "compact", CompactDloral.WeightsFileName);
+            string shipped = GoldenData.ShippedCompactWeights;
             string run = Path.Combine(dir, "run"), config = Path.Combine(dir, "deepen.json");
             File.WriteAllText(config, $$"""
                 {

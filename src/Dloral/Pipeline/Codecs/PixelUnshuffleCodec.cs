@@ -17,7 +17,7 @@ namespace Dloral.Pipeline.Codecs;
 /// (f × block mean) back to the pixel range. Sizes not divisible by f are an error (no silent padding).
 /// </remarks>
 [SuppressMessage("Style", "IDE1006", Justification = "buffer name is the state_dict key")]
-public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, ILatentCodec
+public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLatentCodec
 {
     // The mixing is applied separably (colour 3×3, then the f×f DCT along y and along x, then a fixed channel order):
     // the same matrix as MixingMatrix, with 3+f+f terms per output instead of 3f², so the round trip stays within
@@ -164,5 +164,52 @@ public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, ILatentCode
         return x.permute(0, 1, 4, 2, 5, 3).reshape(n, 3, h * f, w * f).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Exact, because the codec is linear and works block by block: the image transform moves whole f×f blocks as the
+    /// grid transform does and transforms each block inside, so encode(transform(decode(z))) = M·transform(z) with a
+    /// fixed C×C channel map M (a signed permutation for the DCT mixing), found once by transforming the basis latents.
+    /// </summary>
+    public Tensor Dihedral(Tensor latents, int k, bool inverse = false)
+    {
+        ArgumentNullException.ThrowIfNull(latents);
+        if (k == 0) return latents.alias();
+        using var scope = NewDisposeScope();
+        var grid = inverse ? SelfEnsemble.Invert(latents, k) : SelfEnsemble.Apply(latents, k);
+        var map = ChannelMap(k, inverse).to(grid.dtype, grid.device);
+        return einsum("ji,nihw->njhw", map, grid).MoveToOuterDisposeScope();
+    }
+
+    private readonly Dictionary<(int, bool), Tensor> _channelMaps = [];
+
+    /// <summary>M[j,i] = channel j of the latent of the transformed image of basis latent i (one block; cached in float64).</summary>
+    private Tensor ChannelMap(int k, bool inverse)
+    {
+        lock (_channelMaps)
+        {
+            if (_channelMaps.TryGetValue((k, inverse), out var cached)) return cached;
+            using var scope = NewDisposeScope();
+            int c = LatentChannels;
+            var device = colour?.device ?? CPU;
+            var basis = eye(c, dtype: DType, device: device).view(c, c, 1, 1);
+            var image = Decode(basis);                                                        // [C,3,f,f]
+            var moved = inverse ? SelfEnsemble.Invert(image, k) : SelfEnsemble.Apply(image, k);
+            var map = Encode(moved).view(c, c).t().to_type(ScalarType.Float64);              // column i = image of basis i
+            // Both mixings make it a signed permutation; rounding removes the float32 error of the DCT basis.
+            if ((map - map.round()).abs().max().item<double>() < 1e-4) map = map.round();
+            return _channelMaps[(k, inverse)] = map.contiguous().DetachFromDisposeScope();
+        }
+    }
+
     public void Eval() => eval();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+            lock (_channelMaps)
+            {
+                foreach (var map in _channelMaps.Values) map.Dispose();
+                _channelMaps.Clear();
+            }
+        base.Dispose(disposing);
+    }
 }
