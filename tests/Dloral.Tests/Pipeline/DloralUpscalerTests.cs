@@ -38,6 +38,19 @@ public class DloralUpscalerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Self_ensemble_is_refused_for_the_sd_vae_whose_latents_cannot_be_mirrored_exactly()
+    {
+        using var bundle = LoadTiny();
+        var e = Assert.Throws<UpscaleOptionsException>(() => Create(bundle, Small with { SelfEnsemble = 2 }));
+        Assert.Equal("self-ensemble", e.OptionName);
+        Assert.Contains("lossless codec", e.Message);
+        using var scope = NewDisposeScope();
+        using var guard = inference_mode();
+        var unetIn = zeros(1, 2 * bundle.Model.LatentChannels, 8, 8);
+        Assert.Throws<NotSupportedException>(() => bundle.Model.PredictNoise(unetIn, bundle.Prompt.Encode(""), selfEnsemble: 2));
+    }
+
+    [Fact]
     public void Every_frame_is_restored_once_encoded_no_tensor_leaks_and_caching_changes_nothing()
     {
         TorchRuntime.Initialize(1); // one thread: on this loaded 2-core machine OpenMP spinning makes 2 threads ~25x slower for tiny ops
