@@ -60,10 +60,7 @@ public class CompactUpscalerTests(ITestOutputHelper output)
         using (var expected = Bicubic(frames[1], 192, 256))
             TensorAssert.Close(expected, single[1].unsqueeze(0), 2e-6, 0, "frame 1 = bicubic input");
         // A model that changes its input (conv_out perturbed): AdaIN would move the output, and is not applied by default.
-        using (no_grad())
-        using (var g = new Generator(7))
-            foreach (var (name, p) in compact.Model.Unet.named_parameters())
-                if (name == "conv_out.base_layer.weight") p.copy_(randn(p.shape, generator: g).mul_(0.05));
+        CompactPerturbation.PerturbConvOut(compact.Model.Unet, 7);
         List<Tensor> byDefault, none, adain;
         using (var up = new DloralUpscaler(compact, Small with { ColorFix = null }, ownsModel: false)) byDefault = Run(up, frames);
         using (var up = new DloralUpscaler(compact, Small, ownsModel: false)) none = Run(up, frames);
@@ -130,10 +127,7 @@ public class CompactUpscalerTests(ITestOutputHelper output)
         using var compact = SavedAndLoaded(media);
         var frames = Clip(media, "testsrc2=s=64x48:r=25,scroll=h=0.01:v=0.005");
         // A model that changes its input (the untrained one is the identity, which would hide the recurrence).
-        using (no_grad())
-        using (var g = new Generator(11))
-            foreach (var (name, p) in compact.Model.Unet.named_parameters())
-                if (name == "conv_out.base_layer.weight") p.copy_(randn(p.shape, generator: g).mul_(0.05));
+        CompactPerturbation.PerturbConvOut(compact.Model.Unet, 11);
         compact.Reconfigure(flow: Dloral.Temporal.CrossFrameFlow.LucasKanade, warpFrames: true, recurrentPrevious: false);
         List<Tensor> plain, recurrent, again;
         using (var up = new DloralUpscaler(compact, Small, ownsModel: false)) plain = Run(up, frames);
@@ -268,10 +262,7 @@ public class CompactUpscalerTests(ITestOutputHelper output)
         string path = media.PathOf("compact.safetensors");
         using (var built = CompactDloral.Build(Folder))
         {
-            using (no_grad())
-            using (var g = new Generator(11))
-                foreach (var (name, p) in built.Model.Unet.named_parameters())
-                    if (name == "conv_out.base_layer.weight") p.copy_(randn(p.shape, generator: g).mul_(0.05)); // not the identity
+            CompactPerturbation.PerturbConvOut(built.Model.Unet, 11); // not the identity
             built.Save(path);
         }
         var frames = Clip(media);

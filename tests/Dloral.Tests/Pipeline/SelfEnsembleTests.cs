@@ -75,10 +75,7 @@ public class SelfEnsembleTests(ITestOutputHelper output)
         string path = media.PathOf("compact.safetensors");
         using (var built = CompactDloral.Build(Path.Combine(GoldenData.RepoRoot, "models", "compact"))) built.Save(path);
         using var compact = CompactDloral.Load(path);
-        using (no_grad())
-        using (var g = new TorchSharp.torch.Generator(7))
-            foreach (var (name, p) in compact.Model.Unet.named_parameters())
-                if (name == "conv_out.base_layer.weight") p.copy_(randn(p.shape, generator: g).mul_(0.05)); // not flip-equivariant
+        CompactPerturbation.PerturbConvOut(compact.Model.Unet, 7); // not flip-equivariant
         var frames = UpscalerDriver.Clip(media, "testsrc2=s=64x48:r=25,rotate=a=0.1*n", 3);
         var mirrored = frames.Select(f => f.flip(2)).ToList();
         var options = new DloralVideoOptions { MinimumProcessSide = 64, ColorFix = ColorFixMethod.None, FrameByFrame = true };

@@ -366,10 +366,7 @@ public class TrainerTests(TrainingPhotos photos, ITestOutputHelper output) : ICl
             var model = trainer.Model.Model;
             var compact = trainer.Model.Compact!;
             // A model that changes its input (the untrained one is the identity, which would hide the recurrence).
-            using (no_grad())
-            using (var g = new Generator(11))
-                foreach (var (name, p) in model.Unet.named_parameters())
-                    if (name == "conv_out.base_layer.weight") p.copy_(randn(p.shape, generator: g).mul_(0.05));
+            CompactPerturbation.PerturbConvOut(model.Unet, 11);
             var clip = trainer.ValidationClip();
             Assert.Equal(6, clip.Hr.shape[0]);
             var weights = new StageSchedule(config.Schedule).At(0);
