@@ -68,8 +68,8 @@ public sealed class BenchRunner
         WarmupRuns = Math.Max(0, warmupRuns);
         MeasuredRuns = measuredRuns;
         // Other processes on a small shared machine distort timings: record how busy it was.
+        Settings["cpu"] = CpuFeatures.Current.Describe();
         if (File.Exists("/proc/loadavg"))
-            Settings["cpu"] = CpuFeatures.Current.Describe();
             Settings["load average (1/5/15 min) at start"] = string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
     }
 
