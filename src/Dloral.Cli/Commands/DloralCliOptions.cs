@@ -15,7 +15,7 @@ public sealed class DloralCliOptions
     private readonly Option<string> _prompt = new("--prompt") { Description = "DLoRAL: text prompt, encoded once per video (default empty).", DefaultValueFactory = _ => "" };
     private readonly Option<int> _stage = new("--stage") { Description = "DLoRAL: 0 = consistency (C-LoRA) adapters only, 1 = C-LoRA + D-LoRA (default).", DefaultValueFactory = _ => 1 };
     private readonly Option<double> _detail = new("--detail") { Description = "DLoRAL: D-LoRA weight: 0 = consistency only, 1 = the reference (default), >1 = stronger detail.", DefaultValueFactory = _ => 1.0 };
-    private readonly Option<bool> _merge = new("--merge-adapters") { Description = "DLoRAL: fold the active adapters into the UNet weights (faster, same result within float tolerance)." };
+    private readonly Option<bool> _merge = new("--merge-adapters") { Description = "SD-based DLoRAL: fold the active adapters into the UNet weights (faster, same result within float tolerance). The compact model always runs merged." };
     private readonly Option<string?> _colorFix = new("--color-fix") { Description = "DLoRAL: colour correction against the bicubic frame: adain, wavelet, none. Default: adain for SD-based DLoRAL (as the reference), none for the compact model." };
     private readonly Option<int?> _tile = new("--tile") { Description = "DLoRAL: latent tile side in latent pixels. Default: 96 (= 768 px, the reference) for SD-based DLoRAL; 1024 px / the codec factor for the compact model (a 720p frame is one tile)." };
     private readonly Option<int?> _tileOverlap = new("--tile-overlap") { Description = "DLoRAL: latent tile overlap in latent pixels. Default: 32 for SD-based DLoRAL; 256 px / the codec factor for the compact model." };

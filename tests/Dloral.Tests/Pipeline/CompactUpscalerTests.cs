@@ -288,6 +288,34 @@ public class CompactUpscalerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void The_compact_upscaler_folds_the_adapters_into_the_weights_and_gives_the_unmerged_result()
+    {
+        TorchRuntime.Initialize();
+        using var media = new TestMedia();
+        var frames = UpscalerDriver.Clip(media, "testsrc2=s=64x48:r=25,rotate=a=0.1*n", 3);
+        // The shipped weights: trained adapters, so merging changes the UNet's weights.
+        using var compact = CompactDloral.Load(GoldenData.ShippedCompactWeights);
+        Assert.False(compact.Model.Adapters.MergeAdapters, "a loaded file is unmerged");
+        using var up = new DloralUpscaler(compact, Small, ownsModel: false);
+        Assert.True(compact.Model.Adapters.MergeAdapters, "the upscaler merges the compact model's adapters");
+        Assert.True(up.Options.Adapters.MergeAdapters);
+        var merged = Run(up, frames);
+        up.Reset();
+        compact.Model.Configure(compact.Model.Adapters with { MergeAdapters = false });
+        var unmerged = Run(up, frames);
+        for (int i = 0; i < frames.Count; i++)
+        {
+            double diff = TensorAssert.MaxAbsDiff(merged[i], unmerged[i]);
+            using var bicubic = Bicubic(frames[i], 192, 256);
+            double moved = TensorAssert.MaxAbsDiff(merged[i].unsqueeze(0), bicubic);
+            output.WriteLine($"frame {i}: merged vs unmerged max |diff| {diff:E2} (output vs its bicubic input {moved:E2})");
+            Assert.True(diff < 1e-4, $"frame {i}: {diff}");
+            Assert.True(moved > 1e-2, $"frame {i}: the trained model changes its input");
+        }
+        DisposeAll(merged.Concat(unmerged).Concat(frames));
+    }
+
+    [Fact]
     public void Latent_tiles_run_on_compact_latents_and_the_scale_must_match_the_model()
     {
         TorchRuntime.Initialize();
