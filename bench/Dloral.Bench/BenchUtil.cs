@@ -37,6 +37,15 @@ internal static class BenchUtil
         return outStream.ToArray();
     }
 
+    /// <summary>Writes bench/results/NAME.md (for benches whose result is a report, not a row set) and prints it.</summary>
+    public static void WriteMarkdown(string name, string markdown)
+    {
+        var mdPath = Path.Combine(ResultsDir, name + ".md");
+        File.WriteAllText(mdPath, markdown);
+        Console.WriteLine(markdown);
+        Console.WriteLine($"results: {mdPath}");
+    }
+
     public static void WriteResults(string name, object json, string markdown)
     {
         var jsonPath = Path.Combine(ResultsDir, name + ".json");

@@ -15,6 +15,8 @@ public static class Program
         ["micro-metrics"] = ("BenchmarkDotNet: flow warp, SSIM, PSNR, Lucas-Kanade flow, ResNet-18 feature distance at 256x256", MetricsMicroBench.Run),
         ["sd"] = ("SD forward: sd (unet|vae-encode|vae-decode|load) [fp32|bf16]", SdForwardBench.Run),
         ["train-step"] = ("training step of configs/tiny.json: s/step per stage, peak RSS; args [crop=64] [steps=20] [threads]", TrainStepBench.Run),
+        ["unet-ops"] = ("op-level timing of the compact UNet blocks (conv, GroupNorm, SiLU, add, cat) NCHW vs channels-last", UnetOpsBench.Run),
+        ["compact-unet-profile"] = ("where the shipped compact UNet spends a 720p frame: forward hooks on every leaf module, merged, channels-last", CompactUnetProfileBench.Run),
         ["compact-model"] = ("compact DLoRAL forward 320x180 -> 1280x720, candidates x fp32/bf16", CompactModelBench.Run),
         ["baselines"] = ("bicubic/lanczos vs ffmpeg swscale and Pillow: mean/max difference in 8-bit levels", BaselinesBench.Run),
         ["dloral-frame"] = ("DLoRAL pipeline, full-size SD 2.1 (random weights): s/frame by stage, peak RSS. [fp32|bf16] [--size 512x512] [--frames N] [--merge] [--no-cache]", DloralFrameBench.Run),
