@@ -42,11 +42,18 @@ public sealed class CrossFrameAttention : nn.Module<Tensor, Tensor, Tensor, Tens
     public double Temperature { get; } = 3000.0;
 
     /// <summary>
-    /// Upper bound on the bytes of one chunk's similarity matrix. Default 8 MiB: small enough that the block stays in
-    /// cache between the GEMM, the ReLU and the second GEMM (2.5× faster than one dense block for the compact model's
-    /// 3 600 queries on a 2-core AVX2 CPU, bench compact-unet-profile). Ignored when <see cref="QueryChunkSize"/> is set.
+    /// Bytes of one chunk's similarity matrix, above <see cref="MinChunkRows"/>. Default 8 MiB: small enough that the block
+    /// stays in cache between the GEMM, the ReLU and the second GEMM (2.5× faster than one dense block for the compact
+    /// model's 3 600 queries on a 2-core AVX2 CPU, bench compact-unet-profile). Ignored when <see cref="QueryChunkSize"/> is set.
     /// </summary>
     public long MaxChunkBytes { get; set; } = 8L << 20;
+
+    /// <summary>
+    /// Fewest query rows per chunk the byte budget may choose (default 256). Every chunk re-packs K for its GEMM, so tiny
+    /// chunks are slow: SD's 9×64 attention on a 90×160 latent took 10.7 s with 256 rows, 14.4 s with 64 and 23.9 s with
+    /// the 16 that 8 MiB alone would give (the same 2-core AVX2 CPU).
+    /// </summary>
+    public int MinChunkRows { get; set; } = 256;
 
     /// <summary>Fixed number of queries per chunk; null = derived from <see cref="MaxChunkBytes"/>; ≥ HW = dense.</summary>
     public int? QueryChunkSize { get; set; }
@@ -68,7 +75,7 @@ public sealed class CrossFrameAttention : nn.Module<Tensor, Tensor, Tensor, Tens
     {
         if (QueryChunkSize is { } q) return Math.Clamp(q, 1, hw);
         long perRow = Math.Max(1, batch * Heads * hw * sizeof(float));
-        return Math.Clamp(MaxChunkBytes / perRow, 1, hw);
+        return Math.Clamp(Math.Max(MaxChunkBytes / perRow, MinChunkRows), 1, hw);
     }
 
     /// <param name="secondFrame">Current frame (Q source) [B,in,H,W].</param>

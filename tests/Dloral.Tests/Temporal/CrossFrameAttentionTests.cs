@@ -75,7 +75,15 @@ public class CrossFrameAttentionTests(ITestOutputHelper output)
         // The byte budget picks chunks that fit.
         attn.QueryChunkSize = null;
         attn.MaxChunkBytes = 2L * 9 * 480 * 4 * 50; // 50 query rows
+        Assert.Equal(256, attn.ChunkFor(2, 480));   // but never fewer than MinChunkRows (each chunk re-packs K)
+        attn.MinChunkRows = 1;
         Assert.Equal(50, attn.ChunkFor(2, 480));
+        // The defaults: the compact model's 2-head attention on 3 600 queries gets cache-sized chunks, SD's 9-head one at
+        // 720p (14 400 queries) the 256-row floor.
+        using var compact = new CrossFrameAttention(48, 48, 16, 2);
+        Assert.Equal(8L * 1024 * 1024 / (2 * 3600 * 4), compact.ChunkFor(1, 3600));
+        using var reference = new CrossFrameAttention();
+        Assert.Equal(256, reference.ChunkFor(1, 14400));
         var budgeted = attn.forward(cur, prev, cur, prev);
         Check(dense.Fused, budgeted.Fused, tol, 0, "fused budget");
     }
