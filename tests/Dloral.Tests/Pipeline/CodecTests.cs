@@ -13,6 +13,7 @@ public class CodecTests(ITestOutputHelper output)
 {
     [Theory]
     [InlineData(2, true)]
+    [InlineData(4, true)]
     [InlineData(4, false)]
     [InlineData(8, true)]
     [InlineData(8, false)]

@@ -19,13 +19,11 @@ namespace Dloral.Pipeline.Codecs;
 [SuppressMessage("Style", "IDE1006", Justification = "buffer name is the state_dict key")]
 public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLatentCodec
 {
-    // The mixing is applied separably (colour 3×3, then the f×f DCT along y and along x, then a fixed channel order):
-    // the same matrix as MixingMatrix, with 3+f+f terms per output instead of 3f², so the round trip stays within
-    // float32 rounding (≤ 1e-6) and costs ~10× fewer FLOPs than a 3f²×3f² 1×1 conv.
-    private readonly Tensor? colour;
-    private readonly Tensor? dct;
-    private readonly long[] _order = [];
-    private readonly long[] _inverseOrder = [];
+    // The mixing is one 1×1 convolution with the [3f², 3f²] matrix on the pixel-unshuffled image (scale folded in):
+    // a GEMM, 2.2× faster at 720p than applying colour and DCT separably as einsums (bench unet-ops), and within float32
+    // rounding of the exact transform (the round trip stays ≤ 1e-6, tested).
+    private readonly Tensor? encodeWeight; // [C,C,1,1] = scale · M
+    private readonly Tensor? decodeWeight; // [C,C,1,1] = Mᵀ / scale (M is orthonormal)
 
     /// <param name="factor">The unshuffle factor f (latent channels 3f²).</param>
     /// <param name="orthonormalMixing">Apply the fixed colour ⊗ DCT orthonormal mixing (otherwise plain unshuffle).</param>
@@ -40,11 +38,10 @@ public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLa
         OrthonormalMixing = orthonormalMixing;
         if (orthonormalMixing)
         {
-            colour = tensor(ColourBasis().Cast<double>().ToArray(), [3, 3], ScalarType.Float64).to_type(ScalarType.Float32).DetachFromDisposeScope();
-            dct = tensor(DctBasis(factor).Cast<double>().ToArray(), [factor, factor], ScalarType.Float64).to_type(ScalarType.Float32).DetachFromDisposeScope();
-            _order = Order(factor).Select(o => (long)(o.a * factor * factor + o.u * factor + o.v)).ToArray();
-            _inverseOrder = new long[_order.Length];
-            for (int i = 0; i < _order.Length; i++) _inverseOrder[_order[i]] = i;
+            using var m = MixingMatrix64(factor);
+            long c = LatentChannels;
+            encodeWeight = (m * ScalingFactor).to_type(ScalarType.Float32).view(c, c, 1, 1).DetachFromDisposeScope();
+            decodeWeight = (m.t() / ScalingFactor).contiguous().to_type(ScalarType.Float32).view(c, c, 1, 1).DetachFromDisposeScope();
         }
         RegisterComponents();
     }
@@ -58,7 +55,7 @@ public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLa
     /// <summary>Whether the fixed orthonormal mixing is applied.</summary>
     public bool OrthonormalMixing { get; }
 
-    public ScalarType DType => colour?.dtype ?? _dtype;
+    public ScalarType DType => encodeWeight?.dtype ?? _dtype;
 
     private ScalarType _dtype = ScalarType.Float32;
 
@@ -76,6 +73,12 @@ public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLa
     /// </summary>
     public static Tensor MixingMatrix(int factor)
     {
+        using var m = MixingMatrix64(factor);
+        return m.to_type(ScalarType.Float32);
+    }
+
+    private static Tensor MixingMatrix64(int factor)
+    {
         int f = factor, c = 3 * f * f;
         var colour = ColourBasis();
         var d = DctBasis(f);
@@ -89,7 +92,7 @@ public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLa
                         m[row * c + col * f * f + y * f + x] = colour[a, col] * d[u, y] * d[v, x];
             row++;
         }
-        return tensor(m, [c, c], ScalarType.Float64).to_type(ScalarType.Float32);
+        return tensor(m, [c, c], ScalarType.Float64);
     }
 
     /// <summary>Orthonormal colour basis: a luma-like mean, then two orthogonal chroma differences.</summary>
@@ -129,17 +132,9 @@ public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLa
         if (h % f != 0 || w % f != 0)
             throw new ArgumentException($"PixelUnshuffleCodec: image size {h}x{w} is not a multiple of the factor {f} (pad or crop first)", nameof(images));
         using var scope = NewDisposeScope();
-        var x = images.to(DType).view(n, 3, h / f, f, w / f, f).permute(0, 1, 3, 5, 2, 4); // [n,c,y,x,h',w']
-        if (colour is not null && dct is not null)
-        {
-            x = einsum("ac,ncyxhw->nayxhw", colour.to(x.device), x);
-            x = einsum("uy,nayxhw->nauxhw", dct.to(x.device), x);
-            x = einsum("vx,nauxhw->nauvhw", dct.to(x.device), x);
-            using var order = tensor(_order, device: x.device);
-            x = x.reshape(n, LatentChannels, h / f, w / f).index_select(1, order);
-        }
-        else x = x.reshape(n, LatentChannels, h / f, w / f);
-        return (x * ScalingFactor).MoveToOuterDisposeScope();
+        var x = nn.functional.pixel_unshuffle(images.to(DType), f);   // channel c·f² + y·f + x
+        x = encodeWeight is null ? x * ScalingFactor : nn.functional.conv2d(x, encodeWeight.to(x.device));
+        return x.MoveToOuterDisposeScope();
     }
 
     public Tensor Decode(Tensor latents)
@@ -150,18 +145,9 @@ public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLa
         long n = latents.shape[0], h = latents.shape[2], w = latents.shape[3];
         int f = DownscaleFactor;
         using var scope = NewDisposeScope();
-        var x = latents.to(DType) / ScalingFactor;
-        if (colour is not null && dct is not null)
-        {
-            // The inverse of each orthonormal factor is its transpose.
-            using var inverse = tensor(_inverseOrder, device: x.device);
-            x = x.index_select(1, inverse).view(n, 3, f, f, h, w);
-            x = einsum("vx,nauvhw->nauxhw", dct.to(x.device), x);
-            x = einsum("uy,nauxhw->nayxhw", dct.to(x.device), x);
-            x = einsum("ac,nayxhw->ncyxhw", colour.to(x.device), x);
-        }
-        else x = x.view(n, 3, f, f, h, w);
-        return x.permute(0, 1, 4, 2, 5, 3).reshape(n, 3, h * f, w * f).MoveToOuterDisposeScope();
+        var x = latents.to(DType);
+        x = decodeWeight is null ? x / ScalingFactor : nn.functional.conv2d(x, decodeWeight.to(x.device));
+        return nn.functional.pixel_shuffle(x, f).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -189,7 +175,7 @@ public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLa
             if (_channelMaps.TryGetValue((k, inverse), out var cached)) return cached;
             using var scope = NewDisposeScope();
             int c = LatentChannels;
-            var device = colour?.device ?? CPU;
+            var device = encodeWeight?.device ?? CPU;
             var basis = eye(c, dtype: DType, device: device).view(c, c, 1, 1);
             var image = Decode(basis);                                                        // [C,3,f,f]
             var moved = inverse ? SelfEnsemble.Invert(image, k) : SelfEnsemble.Apply(image, k);
