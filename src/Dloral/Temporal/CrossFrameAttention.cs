@@ -138,4 +138,5 @@ public sealed class CrossFrameAttention : nn.Module<Tensor, Tensor, Tensor, Tens
     {
         var sim = matmul(qAugmented, kAugmented).relu_();
         return matmul(sim, v).div_(Temperature);
-    }}
+    }
+}

@@ -1,4 +1,3 @@
-using System.Diagnostics.CodeAnalysis;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -16,7 +15,6 @@ namespace Dloral.Pipeline.Codecs;
 /// the residual step <c>z − ε̂</c> mostly has to touch the high ones. The default scale 1/f maps the DC coefficient
 /// (f × block mean) back to the pixel range. Sizes not divisible by f are an error (no silent padding).
 /// </remarks>
-[SuppressMessage("Style", "IDE1006", Justification = "buffer name is the state_dict key")]
 public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLatentCodec
 {
     // The mixing is one 1×1 convolution with the [3f², 3f²] matrix on the pixel-unshuffled image (scale folded in):
@@ -127,7 +125,7 @@ public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLa
         ArgumentNullException.ThrowIfNull(images);
         if (images.dim() != 4 || images.shape[1] != 3)
             throw new ArgumentException($"PixelUnshuffleCodec.Encode expects images [n,3,H,W], got [{string.Join(",", images.shape)}]", nameof(images));
-        long n = images.shape[0], h = images.shape[2], w = images.shape[3];
+        long h = images.shape[2], w = images.shape[3];
         int f = DownscaleFactor;
         if (h % f != 0 || w % f != 0)
             throw new ArgumentException($"PixelUnshuffleCodec: image size {h}x{w} is not a multiple of the factor {f} (pad or crop first)", nameof(images));
@@ -142,7 +140,6 @@ public sealed class PixelUnshuffleCodec : nn.Module<Tensor, Tensor>, IDihedralLa
         ArgumentNullException.ThrowIfNull(latents);
         if (latents.dim() != 4 || latents.shape[1] != LatentChannels)
             throw new ArgumentException($"PixelUnshuffleCodec.Decode expects latents [n,{LatentChannels},h,w], got [{string.Join(",", latents.shape)}]", nameof(latents));
-        long n = latents.shape[0], h = latents.shape[2], w = latents.shape[3];
         int f = DownscaleFactor;
         using var scope = NewDisposeScope();
         var x = latents.to(DType);
