@@ -37,6 +37,13 @@ internal static class BenchUtil
         return outStream.ToArray();
     }
 
+    /// <summary>The value after <paramref name="name"/> in <paramref name="args"/>, or <paramref name="fallback"/>.</summary>
+    public static string Arg(string[] args, string name, string fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+    }
+
     /// <summary>Writes bench/results/NAME.md (for benches whose result is a report, not a row set) and prints it.</summary>
     public static void WriteMarkdown(string name, string markdown)
     {

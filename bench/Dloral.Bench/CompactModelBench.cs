@@ -38,10 +38,10 @@ internal static class CompactModelBench
 
     public static int Run(string[] args)
     {
-        int repeat = int.Parse(Arg(args, "--repeat", "3"), CultureInfo.InvariantCulture);
-        int threads = int.Parse(Arg(args, "--threads", "2"), CultureInfo.InvariantCulture);
-        var names = Arg(args, "--candidates", string.Join(",", Candidates.Select(c => c.Name))).Split(',');
-        var dtypes = Arg(args, "--dtypes", "fp32,bf16").Split(',');
+        int repeat = int.Parse(BenchUtil.Arg(args, "--repeat", "3"), CultureInfo.InvariantCulture);
+        int threads = int.Parse(BenchUtil.Arg(args, "--threads", "2"), CultureInfo.InvariantCulture);
+        var names = BenchUtil.Arg(args, "--candidates", string.Join(",", Candidates.Select(c => c.Name))).Split(',');
+        var dtypes = BenchUtil.Arg(args, "--dtypes", "fp32,bf16").Split(',');
         Dloral.TorchRuntime.Initialize(threads);
         string folder = Path.Combine(BenchUtil.RepoRoot, "models", "compact");
         string compactJson = File.ReadAllText(Path.Combine(folder, "compact.json")), unetJson = File.ReadAllText(Path.Combine(folder, "unet_config.json"));
@@ -150,10 +150,4 @@ internal static class CompactModelBench
     }
 
     private static string LoadAverage() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
-
-    private static string Arg(string[] args, string name, string fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
-    }
 }

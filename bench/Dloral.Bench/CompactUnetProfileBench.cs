@@ -18,9 +18,9 @@ internal static class CompactUnetProfileBench
 {
     public static int Run(string[] args)
     {
-        string model = Arg(args, "--model", Path.Combine(BenchUtil.RepoRoot, "models", "compact", "dloral_compact.safetensors"));
-        int repeat = int.Parse(Arg(args, "--repeat", "3"), CultureInfo.InvariantCulture);
-        var dtype = Arg(args, "--dtype", "float32") is "bfloat16" or "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
+        string model = BenchUtil.Arg(args, "--model", Path.Combine(BenchUtil.RepoRoot, "models", "compact", "dloral_compact.safetensors"));
+        int repeat = int.Parse(BenchUtil.Arg(args, "--repeat", "3"), CultureInfo.InvariantCulture);
+        var dtype = BenchUtil.Arg(args, "--dtype", "float32") is "bfloat16" or "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
         Dloral.TorchRuntime.Initialize();
         Dloral.TorchRuntime.ReuseFreedMemory();
         using var upscaler = DloralModelSource.OpenCompact(model, new DloralVideoOptions { Scale = 4, DType = dtype });
@@ -114,13 +114,13 @@ internal static class CompactUnetProfileBench
             ("flow warp at 1280×720 (border)", Time(() =>
             {
                 using var s = NewDisposeScope();
-                var full = TorchSharp.torch.nn.functional.interpolate(flow, size: [720, 1280], mode: InterpolationMode.Bilinear, align_corners: false) * (double)f;
-                Dloral.Temporal.FlowWarp.Warp(frames.select(1, 0), full.permute(0, 2, 3, 1), padding: GridSamplePaddingMode.Border);
+                var full = nn.functional.interpolate(flow, size: [720, 1280], mode: InterpolationMode.Bilinear, align_corners: false) * (double)f;
+                FlowWarp.Warp(frames.select(1, 0), full.permute(0, 2, 3, 1), padding: GridSamplePaddingMode.Border);
             })),
             ("codec encode (warped frame)", Time(() => { using var s = NewDisposeScope(); codec.Encode(frames.select(1, 0)); })),
         };
         int pool = cfr.Config.AttentionPool;
-        using var pooled = TorchSharp.torch.nn.functional.avg_pool2d(latents.select(1, 1), pool, pool, ceil_mode: true, count_include_pad: false);
+        using var pooled = nn.functional.avg_pool2d(latents.select(1, 1), pool, pool, ceil_mode: true, count_include_pad: false);
         var attention = cfr.Attention;
         int? chunkBefore = attention.QueryChunkSize;
         foreach (int? chunk in new int?[] { int.MaxValue, null, 1024, 256, 64 })
@@ -134,11 +134,5 @@ internal static class CompactUnetProfileBench
         md.AppendLine("| part | ms |");
         md.AppendLine("|---|---:|");
         foreach (var (name, ms) in rows) md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {ms:F1} |"));
-    }
-
-    private static string Arg(string[] args, string name, string fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
     }
 }

@@ -17,7 +17,7 @@ internal static class MediaOverheadBench
     public static int Run(string[] args)
     {
         int seconds = Arg(args, "--seconds", 10), shortSeconds = Arg(args, "--short", 5), longSeconds = Arg(args, "--long", 60);
-        string preset = ArgText(args, "--preset", "medium");
+        string preset = BenchUtil.Arg(args, "--preset", "medium");
         string dir = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "dloral-media-bench")).FullName;
         string clip = Clip(dir, seconds);
         string outFfmpeg = Path.Combine(dir, "ffmpeg.mp4"), outOurs = Path.Combine(dir, "ours.mp4");
@@ -45,7 +45,7 @@ internal static class MediaOverheadBench
         string input = args[0], output = args[1];
         bool tensors = args.Contains("--tensors");
         using var source = FrameSource.Open(input);
-        using var writer = FrameWriter.Open(output, FrameWriterOptions.MatchSource(source) with { Overwrite = true, Preset = ArgText(args, "--preset", "medium") });
+        using var writer = FrameWriter.Open(output, FrameWriterOptions.MatchSource(source) with { Overwrite = true, Preset = BenchUtil.Arg(args, "--preset", "medium") });
         foreach (var frame in source)
         {
             if (tensors)
@@ -98,7 +98,4 @@ internal static class MediaOverheadBench
 
     private static int Arg(string[] args, string name, int fallback) =>
         Array.IndexOf(args, name) is int i && i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-
-    private static string ArgText(string[] args, string name, string fallback) =>
-        Array.IndexOf(args, name) is int i && i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
 }

@@ -15,8 +15,8 @@ internal static class UnetOpsBench
 {
     public static int Run(string[] args)
     {
-        int repeat = args.SkipWhile(a => a != "--repeat").Skip(1).Select(int.Parse).FirstOrDefault(10);
-        int threads = args.SkipWhile(a => a != "--threads").Skip(1).Select(int.Parse).FirstOrDefault(2);
+        int repeat = int.Parse(BenchUtil.Arg(args, "--repeat", "10"), CultureInfo.InvariantCulture);
+        int threads = int.Parse(BenchUtil.Arg(args, "--threads", "2"), CultureInfo.InvariantCulture);
         Dloral.TorchRuntime.Initialize(threads);
         Dloral.TorchRuntime.ReuseFreedMemory();
         using var guard = inference_mode();
