@@ -296,7 +296,7 @@ public sealed class Trainer : IDisposable
         for (int i = 0; i < images.Count; i++)
         {
             var target = tgt.narrow(0, firstWindow + i + 1, 1);
-            l2 = l2 + ReconstructionLoss.L2(images[i], target);
+            l2 = l2 + ReconstructionLoss.L2(images[i], target, Config.Losses.L2ChromaWeight);
             if (_perceptual is not null && weights.Lpips != 0) perc = perc + _perceptual.Compute(images[i], target);
         }
         if (weights.Temporal != 0)
@@ -322,7 +322,7 @@ public sealed class Trainer : IDisposable
         double baseline;
         using (no_grad())
         {
-            using var b = ReconstructionLoss.L2(src.narrow(0, firstWindow + 1, images.Count).to_type(ScalarType.Float32), tgt.narrow(0, firstWindow + 1, images.Count));
+            using var b = ReconstructionLoss.L2(src.narrow(0, firstWindow + 1, images.Count).to_type(ScalarType.Float32), tgt.narrow(0, firstWindow + 1, images.Count), Config.Losses.L2ChromaWeight);
             baseline = b.item<float>() * images.Count; // summed over windows like l2
         }
         var terms = new LossTerms(l2.item<float>(), perc.item<float>(), temporal.item<float>(), csd.item<float>(), total.item<float>(), baseline);

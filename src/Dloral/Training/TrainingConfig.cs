@@ -116,6 +116,11 @@ public sealed class LossSection
     /// have (optimum = the ground truth). False = the reference's absolute form, which a static or blurred output also minimises.</summary>
     public bool TemporalRelative { get; set; }
 
+    /// <summary>Weight of the chroma part of the pixel (L2) loss, 1 = the reference's plain RGB MSE. Below 1 the error
+    /// orthogonal to the BT.601 luma axis counts less (<see cref="Losses.ReconstructionLoss.L2(TorchSharp.torch.Tensor, TorchSharp.torch.Tensor, double)"/>):
+    /// a 4:2:0 video keeps half the chroma resolution, and PSNR-Y measures luma only.</summary>
+    public double L2ChromaWeight { get; set; } = 1.0;
+
     /// <summary>CSD teacher: null = no CSD; "model" = the diffusers folder's own unet/; or another diffusers folder.</summary>
     public string? CsdTeacher { get; set; }
 
@@ -281,6 +286,7 @@ public sealed class TrainingConfig
         if (Losses.Perceptual is not ("resnet18" or "lpips" or "none")) Fail($"losses.perceptual '{Losses.Perceptual}': use 'resnet18', 'lpips' or 'none'");
         if (Losses.Perceptual == "lpips" && (string.IsNullOrEmpty(Losses.LpipsVgg) || string.IsNullOrEmpty(Losses.LpipsLin)))
             Fail("losses.perceptual 'lpips' needs losses.lpips_vgg (vgg16-397923af.pth) and losses.lpips_lin (lpips v0.1 vgg.pth)");
+        if (!double.IsFinite(Losses.L2ChromaWeight) || Losses.L2ChromaWeight < 0) Fail($"losses.l2_chroma_weight {Losses.L2ChromaWeight}: use a number >= 0 (1 = plain RGB MSE)");
         if (Optimizer.GradientAccumulation < 1) Fail("optimizer.gradient_accumulation must be >= 1");
         if (Optimizer.LearningRate <= 0) Fail("optimizer.learning_rate must be > 0");
         if (Steps < 0) Fail("steps must be >= 0");

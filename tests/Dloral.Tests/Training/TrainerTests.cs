@@ -62,6 +62,27 @@ public class TrainerTests(TrainingPhotos photos, ITestOutputHelper output) : ICl
     }
 
     [Fact]
+    public void The_chroma_weight_reaches_the_pixel_loss_and_its_baseline()
+    {
+        var dir = TempDir("chroma");
+        try
+        {
+            LossTerms Terms(double w)
+            {
+                using var trainer = new Trainer(Tiny(photos.Dir, dir, c => { c.Losses.CsdTeacher = null; c.Losses.L2ChromaWeight = w; }));
+                return trainer.Evaluate(trainer.ValidationClip());
+            }
+            var plain = Terms(1.0);
+            var luma = Terms(0.25);
+            output.WriteLine($"w=1: L2 {plain.L2:E4} baseline {plain.Baseline:E4}; w=0.25: L2 {luma.L2:E4} baseline {luma.Baseline:E4}");
+            // Same weights and clip, so only the weighting differs: the chroma part shrinks to a quarter, the luma part stays.
+            Assert.InRange(luma.L2 / plain.L2, 0.25 + 1e-3, 1 - 1e-3);
+            Assert.InRange(luma.Baseline / plain.Baseline, 0.25 + 1e-3, 1 - 1e-3);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Each_stage_trains_its_parameters_and_leaves_the_others_bitwise_unchanged()
     {
         var dir = TempDir("stages");
