@@ -44,6 +44,30 @@ internal static class BenchUtil
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
     }
 
+    /// <summary>The --repeat and --threads of an op-level bench, with libtorch set up for it (threads, freed-memory reuse).</summary>
+    public static (int Repeat, int Threads) OpBenchSetup(string[] args)
+    {
+        int repeat = int.Parse(Arg(args, "--repeat", "10"), System.Globalization.CultureInfo.InvariantCulture);
+        int threads = int.Parse(Arg(args, "--threads", "2"), System.Globalization.CultureInfo.InvariantCulture);
+        Dloral.TorchRuntime.Initialize(threads);
+        Dloral.TorchRuntime.ReuseFreedMemory();
+        return (repeat, threads);
+    }
+
+    /// <summary>Median wall time in ms of <paramref name="op"/> over <paramref name="repeat"/> runs after a warm-up run; each result is disposed.</summary>
+    public static double MedianMs(Func<TorchSharp.torch.Tensor> op, int repeat)
+    {
+        var times = new List<double>();
+        for (int i = 0; i <= repeat; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            using (var y = op()) { }
+            if (i > 0) times.Add(sw.Elapsed.TotalMilliseconds);
+        }
+        times.Sort();
+        return times[times.Count / 2];
+    }
+
     /// <summary>Writes bench/results/NAME.md (for benches whose result is a report, not a row set) and prints it.</summary>
     public static void WriteMarkdown(string name, string markdown)
     {

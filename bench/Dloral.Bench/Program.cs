@@ -15,6 +15,7 @@ public static class Program
         ["micro-metrics"] = ("BenchmarkDotNet: flow warp, SSIM, PSNR, Lucas-Kanade flow, ResNet-18 feature distance at 256x256", MetricsMicroBench.Run),
         ["sd"] = ("SD forward: sd (unet|vae-encode|vae-decode|load) [fp32|bf16]", SdForwardBench.Run),
         ["train-step"] = ("training step of configs/tiny.json: s/step per stage, peak RSS; args [crop=64] [steps=20] [threads]", TrainStepBench.Run),
+        ["conv-backends"] = ("the compact UNet's 3x3 convs: oneDNN (NCHW, channels-last) vs NNPACK Winograd", ConvBackendsBench.Run),
         ["unet-ops"] = ("op-level timing of the compact UNet blocks (conv, GroupNorm, SiLU, add, cat) NCHW vs channels-last", UnetOpsBench.Run),
         ["compact-unet-profile"] = ("where the shipped compact UNet spends a 720p frame: forward hooks on every leaf module, merged, channels-last", CompactUnetProfileBench.Run),
         ["compact-model"] = ("compact DLoRAL forward 320x180 -> 1280x720, candidates x fp32/bf16", CompactModelBench.Run),

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -15,10 +14,7 @@ internal static class UnetOpsBench
 {
     public static int Run(string[] args)
     {
-        int repeat = int.Parse(BenchUtil.Arg(args, "--repeat", "10"), CultureInfo.InvariantCulture);
-        int threads = int.Parse(BenchUtil.Arg(args, "--threads", "2"), CultureInfo.InvariantCulture);
-        Dloral.TorchRuntime.Initialize(threads);
-        Dloral.TorchRuntime.ReuseFreedMemory();
+        var (repeat, threads) = BenchUtil.OpBenchSetup(args);
         using var guard = inference_mode();
         var md = new System.Text.StringBuilder();
         md.AppendLine($"# Compact UNet building blocks at 720p-output shapes, fp32 ({DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC)");
@@ -57,8 +53,8 @@ internal static class UnetOpsBench
             md.AppendLine();
             md.AppendLine("| lossless codec f=4 at 1280×720 | codec ms | pixel (un)shuffle alone ms |");
             md.AppendLine("|---|---:|---:|");
-            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| encode | {Time(image, x => codec.Encode(x), repeat):F1} | {Time(image, x => F.pixel_unshuffle(x, 4), repeat):F1} |"));
-            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| decode | {Time(latent, z => codec.Decode(z), repeat):F1} | {Time(latent, z => F.pixel_shuffle(z, 4), repeat):F1} |"));
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| encode | {BenchUtil.MedianMs(() => codec.Encode(image), repeat):F1} | {BenchUtil.MedianMs(() => F.pixel_unshuffle(image, 4), repeat):F1} |"));
+            md.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| decode | {BenchUtil.MedianMs(() => codec.Decode(latent), repeat):F1} | {BenchUtil.MedianMs(() => F.pixel_shuffle(latent, 4), repeat):F1} |"));
         }
         BenchUtil.WriteMarkdown("unet-ops", md.ToString());
         return 0;
@@ -68,19 +64,6 @@ internal static class UnetOpsBench
     {
         using var x = randn(1, c, h, w);
         using var xl = Dloral.Nn.MemoryFormat.ToChannelsLast(x);
-        return (Time(x, op, repeat), Time(xl, op, repeat));
-    }
-
-    private static double Time(Tensor x, Func<Tensor, Tensor> op, int repeat)
-    {
-        var times = new List<double>();
-        for (int i = 0; i <= repeat; i++)
-        {
-            var sw = Stopwatch.StartNew();
-            using (var y = op(x)) { }
-            if (i > 0) times.Add(sw.Elapsed.TotalMilliseconds);
-        }
-        times.Sort();
-        return times[times.Count / 2];
+        return (BenchUtil.MedianMs(() => op(x), repeat), BenchUtil.MedianMs(() => op(xl), repeat));
     }
 }
