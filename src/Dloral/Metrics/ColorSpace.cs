@@ -25,12 +25,16 @@ public static class ColorSpace
         return y.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Plain luminance (Rec.601 weights, full range) used to feed the optical-flow estimator.</summary>
+    /// <summary>The Rec.601 luma weights of R, G and B (full range).</summary>
+    public static IReadOnlyList<double> Rec601LumaWeights { get; } = [0.299, 0.587, 0.114];
+
+    /// <summary>Plain luminance (<see cref="Rec601LumaWeights"/>, full range) used to feed the optical-flow estimator.</summary>
     public static Tensor RgbToGray(Tensor rgb)
     {
         int c = rgb.dim() == 3 ? 0 : 1;
         using var scope = NewDisposeScope();
-        var y = rgb.narrow(c, 0, 1) * 0.299 + rgb.narrow(c, 1, 1) * 0.587 + rgb.narrow(c, 2, 1) * 0.114;
+        var w = Rec601LumaWeights;
+        var y = rgb.narrow(c, 0, 1) * w[0] + rgb.narrow(c, 1, 1) * w[1] + rgb.narrow(c, 2, 1) * w[2];
         return y.MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Dloral.Metrics;
 using Dloral.Training;
 using Dloral.Training.Losses;
 using static TorchSharp.torch;
@@ -7,7 +8,7 @@ namespace Dloral.Tests.Training;
 public class ReconstructionLossTests
 {
     // Unit BT.601 luma direction in RGB.
-    private static readonly double[] U = [.. new[] { 0.299, 0.587, 0.114 }.Select(x => x / Math.Sqrt(0.299 * 0.299 + 0.587 * 0.587 + 0.114 * 0.114))];
+    private static readonly double[] U = [.. ColorSpace.Rec601LumaWeights.Select(x => x / Math.Sqrt(ColorSpace.Rec601LumaWeights.Sum(v => v * v)))];
 
     private static Tensor Along(double[] axis, Tensor amplitude) =>
         cat([amplitude * axis[0], amplitude * axis[1], amplitude * axis[2]], 1);
@@ -36,7 +37,7 @@ public class ReconstructionLossTests
         chroma = [chroma[0] / n, chroma[1] / n, 0];
         var lumaError = t + Along(U, amplitude);
         var chromaError = t + Along(chroma, amplitude);
-        var y = (chromaError - t).narrow(1, 0, 1) * 0.299 + (chromaError - t).narrow(1, 1, 1) * 0.587 + (chromaError - t).narrow(1, 2, 1) * 0.114;
+        var y = ColorSpace.RgbToGray(chromaError - t);
         Assert.True(y.abs().max().item<float>() < 1e-7, "the chroma error changes Y");
         foreach (double w in new[] { 0.0, 0.25, 0.6 })
         {

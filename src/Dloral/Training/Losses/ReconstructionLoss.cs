@@ -5,9 +5,9 @@ namespace Dloral.Training.Losses;
 /// <summary>The reference's pixel loss: <c>F.mse_loss(pred.float(), target.float())</c> (mean over all elements).</summary>
 public static class ReconstructionLoss
 {
-    // Unit vector of the BT.601 luma direction in RGB (0.299, 0.587, 0.114) / ‖·‖: the Y that PSNR-Y measures is a
-    // multiple of the error's component along it; the plane orthogonal to it holds the chroma error.
-    private static readonly double[] LumaAxis = Normalise([0.299, 0.587, 0.114]);
+    // ‖w‖² of the Rec.601 luma weights w: the error's component along the unit luma axis u = w/‖w‖ is gray(e)/‖w‖, the
+    // Y that PSNR-Y measures is a multiple of it, and the plane orthogonal to u holds the chroma error.
+    private static readonly double LumaWeightsNormSquared = Metrics.ColorSpace.Rec601LumaWeights.Sum(x => x * x);
 
     /// <summary>Mean squared error in float32 (predictions may be bfloat16).</summary>
     public static Tensor L2(Tensor prediction, Tensor target) => L2(prediction, target, 1.0);
@@ -34,14 +34,8 @@ public static class ReconstructionLoss
         if (p.dim() != 4 || p.shape[1] != 3)
             throw new ArgumentException($"L2 loss with a chroma weight needs RGB images [B,3,H,W], got [{string.Join(",", p.shape)}]");
         var e = p - t;
-        var luma = e.narrow(1, 0, 1) * LumaAxis[0] + e.narrow(1, 1, 1) * LumaAxis[1] + e.narrow(1, 2, 1) * LumaAxis[2];
-        var loss = (e.square().mean() * chromaWeight) + (luma.square().mean() * ((1.0 - chromaWeight) / 3.0));
+        var luma = Metrics.ColorSpace.RgbToGray(e);
+        var loss = (e.square().mean() * chromaWeight) + (luma.square().mean() * ((1.0 - chromaWeight) / (3.0 * LumaWeightsNormSquared)));
         return loss.MoveToOuterDisposeScope();
-    }
-
-    private static double[] Normalise(double[] v)
-    {
-        double n = Math.Sqrt(v.Sum(x => x * x));
-        return [.. v.Select(x => x / n)];
     }
 }
