@@ -23,6 +23,11 @@ public sealed class ModelSection
     /// output unchanged (<see cref="Pipeline.Compact.CompactGrowth"/>): a larger base continues from a trained one. Null: as loaded.</summary>
     public int? LayersPerBlock { get; set; }
 
+    /// <summary>Source "compact": widen the loaded model's UNet levels to these channel counts before training (after
+    /// <see cref="LayersPerBlock"/>), each new channel a copy of an old one (<see cref="Pipeline.Compact.CompactWidening"/>):
+    /// a wider base continues from a trained one. Null: as loaded.</summary>
+    public long[]? BlockOutChannels { get; set; }
+
     /// <summary>Source "compact": switch the CFR's flow to "spynet" or "lucas_kanade" (classical, no weights) before
     /// training; the exported file records it. Null: as loaded.</summary>
     public string? CfrFlow { get; set; }
@@ -259,6 +264,8 @@ public sealed class TrainingConfig
         if (Model.Source == "compact" && string.IsNullOrEmpty(Model.Compact)) Fail("model.compact (a folder with compact.json, or a compact weights file) is required for source 'compact'");
         if (Model.LayersPerBlock is not null && Model.Source != "compact") Fail("model.layers_per_block deepens a compact model; it needs source 'compact'");
         if (Model.LayersPerBlock is < 1) Fail("model.layers_per_block must be at least 1");
+        if (Model.BlockOutChannels is not null && Model.Source != "compact") Fail("model.block_out_channels widens a compact model; it needs source 'compact'");
+        if (Model.BlockOutChannels is { } widths && (widths.Length == 0 || widths.Any(c => c < 1))) Fail("model.block_out_channels must list a positive channel count per UNet level");
         if (Model.CfrFlow is not null && Model.Source != "compact") Fail("model.cfr_flow switches a compact model's flow; it needs source 'compact'");
         if ((Model.CfrWarp ?? Model.Previous) is not null && Model.Source != "compact") Fail("model.cfr_warp / model.previous configure a compact model; they need source 'compact'");
         if (Model.CfrWarp is not (null or "latents" or "frames")) Fail($"model.cfr_warp '{Model.CfrWarp}' is not latents or frames");

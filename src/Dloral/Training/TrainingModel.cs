@@ -125,6 +125,12 @@ public sealed class TrainingModel : IDisposable
                 compact = CompactGrowth.Deepen(loaded, layers);
                 if (options.DType != ScalarType.Float32) compact.ToDType(options.DType);
             }
+            if (config.Model.BlockOutChannels is { } widths && !compact.Config.Unet.BlockOutChannels.SequenceEqual(widths))
+            {
+                using var loaded = compact;
+                compact = CompactWidening.Widen(loaded, widths);
+                if (options.DType != ScalarType.Float32) compact.ToDType(options.DType);
+            }
             compact.Reconfigure(CrossFrameFlowNames.Parse(config.Model.CfrFlow),
                                 config.Model.CfrWarp is { } warp ? warp == "frames" : null,
                                 config.Model.Previous is { } previous ? previous == "output" : null);

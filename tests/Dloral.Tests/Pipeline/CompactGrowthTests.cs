@@ -17,7 +17,7 @@ public class CompactGrowthTests(ITestOutputHelper output)
     /// matrices, SPyNet's last convs) set to small seeded values, so it predicts a real correction through all six
     /// adapters like a trained model (the shipped weights are already deepened, so they cannot be the source).
     /// </summary>
-    private static CompactDloral TrainedLikeSource()
+    internal static CompactDloral TrainedLikeSource()
     {
         var model = CompactDloral.Build(Folder);
         using var g = new Generator(5);
@@ -27,7 +27,7 @@ public class CompactGrowthTests(ITestOutputHelper output)
         return model;
     }
 
-    private static Tensor LrWindow(long h, long w)
+    internal static Tensor LrWindow(long h, long w)
     {
         using var g = new Generator(11);
         // A smooth moving pattern with noise, in [−1, 1]: the trained UNet, flow and CFR all see real structure.

@@ -284,7 +284,7 @@ public class TrainerTests(TrainingPhotos photos, ITestOutputHelper output) : ICl
     }
 
     [Fact]
-    public void Train_command_deepens_a_compact_model_resumes_it_and_exports_it_in_float16()
+    public void Train_command_grows_a_compact_model_resumes_it_and_exports_it_in_float16()
     {
         var dir = TempDir("cli-deepen");
         try
@@ -293,7 +293,7 @@ public class TrainerTests(TrainingPhotos photos, ITestOutputHelper output) : ICl
             string run = Path.Combine(dir, "run"), config = Path.Combine(dir, "deepen.json");
             File.WriteAllText(config, $$"""
                 {
-                  "model": { "source": "compact", "compact": {{JsonSerializer.Serialize(shipped)}}, "layers_per_block": 2 },
+                  "model": { "source": "compact", "compact": {{JsonSerializer.Serialize(shipped)}}, "layers_per_block": 2, "block_out_channels": [64, 96, 128] },
                   "data": { "crop": 64, "degradation": "light", "video_compression": false },
                   "losses": { "perceptual": "none" },
                   "schedule": { "base_steps": 3, "flow_steps": 0, "consistency_end": 1, "enhancement_end": 4, "second_consistency_steps": 2,
@@ -304,14 +304,15 @@ public class TrainerTests(TrainingPhotos photos, ITestOutputHelper output) : ICl
             string half = Path.Combine(dir, "half.safetensors"), full = Path.Combine(dir, "full.safetensors");
             var r = CliRunner.Run("train", "--config", config, "--data", photos.Dir, "--export", half, "--export-dtype", "float16");
             Assert.True(r.ExitCode == 0, r.ToString());
-            // The run's checkpoint holds the deepened model: resuming it (the config deepens the shipped file again, then
-            // loads the checkpoint) and exporting in float32 gives the same weights up to float16 rounding.
+            // The run's checkpoint holds the grown (widened) model: resuming it (the config grows the shipped file again,
+            // then loads the checkpoint) and exporting in float32 gives the same weights up to float16 rounding.
             var again = CliRunner.Run("train", "--config", config, "--data", photos.Dir, "--resume", run, "--steps", "2", "--export", full);
             Assert.True(again.ExitCode == 0, again.ToString());
             Assert.Contains("resumed from", again.Stderr, StringComparison.Ordinal);
             using var h = CompactDloral.Load(half);
             using var f = CompactDloral.Load(full);
             Assert.All(h.Config.Unet.LayersPerBlock, l => Assert.Equal(2L, l));
+            Assert.Equal([64L, 96, 128], h.Config.Unet.BlockOutChannels);
             var fw = f.NamedWeights().ToDictionary(kv => kv.Key, kv => kv.Value);
             foreach (var (name, t) in h.NamedWeights())
             {
@@ -575,6 +576,10 @@ public class TrainingControlTests(TrainingPhotos photos) : IClassFixture<Trainin
         Assert.Contains("model.previous", frames.Message, StringComparison.Ordinal);
         Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "data": { "frames": 2 } }"""));
         Assert.Equal(6, TrainingConfig.Parse("""{ "model": { "source": "compact", "compact": "x", "previous": "output" }, "data": { "frames": 6 } }""").Data.Frames);
+        var widen = Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "block_out_channels": [64, 96, 128] } }"""));
+        Assert.Contains("needs source 'compact'", widen.Message, StringComparison.Ordinal);
+        Assert.Throws<InvalidDataException>(() => TrainingConfig.Parse("""{ "model": { "source": "compact", "compact": "x", "block_out_channels": [64, 0, 128] } }"""));
+        Assert.Equal([64L, 96, 128], TrainingConfig.Parse("""{ "model": { "source": "compact", "compact": "x", "block_out_channels": [64, 96, 128] } }""").Model.BlockOutChannels!);
     }
 }
 
