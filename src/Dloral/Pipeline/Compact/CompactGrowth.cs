@@ -34,11 +34,7 @@ public static partial class CompactGrowth
         if (attention is not null)
             throw new NotSupportedException($"deepening supports plain DownBlock2D/UpBlock2D blocks only, not {attention}");
 
-        var unetJson = JsonNode.Parse(source.Config.UnetJson)!.AsObject();
-        unetJson["layers_per_block"] = layersPerBlock;
-        var config = CompactDloralConfig.Parse(source.Config.CompactJson, unetJson.ToJsonString(new() { WriteIndented = true }), "deepened compact model");
-        var device = source.PromptEmbeds.device;
-        var grown = CompactDloral.Build(config, new ModelOptions(device, ScalarType.Float32));
+        var grown = BuildWithUnetConfig(source, unetJson => unetJson["layers_per_block"] = layersPerBlock, "deepened compact model");
         try
         {
             var old = source.NamedWeights().ToDictionary(kv => kv.Key, kv => kv.Value);
@@ -80,6 +76,15 @@ public static partial class CompactGrowth
             grown.Dispose();
             throw;
         }
+    }
+
+    /// <summary>A fresh float32 model on the source's device, with the source's UNet config as <paramref name="edit"/> changes it.</summary>
+    internal static CompactDloral BuildWithUnetConfig(CompactDloral source, Action<JsonObject> edit, string description)
+    {
+        var unetJson = JsonNode.Parse(source.Config.UnetJson)!.AsObject();
+        edit(unetJson);
+        var config = CompactDloralConfig.Parse(source.Config.CompactJson, unetJson.ToJsonString(new() { WriteIndented = true }), description);
+        return CompactDloral.Build(config, new ModelOptions(source.PromptEmbeds.device, ScalarType.Float32));
     }
 
     /// <summary>A new resnet's weights: fresh (seeded) except conv2 = 0 and, where channels change, conv_shortcut = [I | 0].</summary>

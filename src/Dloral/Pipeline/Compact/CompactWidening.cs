@@ -51,13 +51,13 @@ public static partial class CompactWidening
         if (attention is not null)
             throw new NotSupportedException($"widening supports plain DownBlock2D/UpBlock2D blocks only, not {attention}");
 
-        var unetJson = JsonNode.Parse(source.Config.UnetJson)!.AsObject();
-        unetJson["block_out_channels"] = new JsonArray(newCh.Select(c => (JsonNode)JsonValue.Create(c)).ToArray());
         long timeEmbedDim = unet.TimeEmbeddingDim ?? oldCh[0] * 4;
-        unetJson["time_embedding_dim"] = timeEmbedDim;
-        var config = CompactDloralConfig.Parse(source.Config.CompactJson, unetJson.ToJsonString(new() { WriteIndented = true }), "widened compact model");
+        var wide = CompactGrowth.BuildWithUnetConfig(source, unetJson =>
+        {
+            unetJson["block_out_channels"] = new JsonArray(newCh.Select(c => (JsonNode)JsonValue.Create(c)).ToArray());
+            unetJson["time_embedding_dim"] = timeEmbedDim;
+        }, "widened compact model");
         var device = source.PromptEmbeds.device;
-        var wide = CompactDloral.Build(config, new ModelOptions(device, ScalarType.Float32));
         try
         {
             var old = source.NamedWeights().ToDictionary(kv => kv.Key, kv => kv.Value);
