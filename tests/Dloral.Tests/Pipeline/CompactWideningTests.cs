@@ -1,4 +1,3 @@
-using Dloral.Lora;
 using Dloral.Pipeline;
 using Dloral.Pipeline.Compact;
 using Dloral.Tests.Support;

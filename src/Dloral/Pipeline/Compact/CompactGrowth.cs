@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Dloral.Diffusion;
 using Dloral.Nn;
 using static TorchSharp.torch;
 
@@ -30,9 +31,7 @@ public static partial class CompactGrowth
         long[] oldLayers = unet.LayersPerBlock;
         if (oldLayers.Any(l => l > layersPerBlock))
             throw new ArgumentException($"cannot deepen to {layersPerBlock} resnets per block: the model already has [{string.Join(", ", oldLayers)}]", nameof(layersPerBlock));
-        var attention = unet.DownBlockTypes.Concat(unet.UpBlockTypes).FirstOrDefault(t => t != "DownBlock2D" && t != "UpBlock2D");
-        if (attention is not null)
-            throw new NotSupportedException($"deepening supports plain DownBlock2D/UpBlock2D blocks only, not {attention}");
+        RequirePlainBlocks(unet, "deepening");
 
         var grown = BuildWithUnetConfig(source, unetJson => unetJson["layers_per_block"] = layersPerBlock, "deepened compact model");
         try
@@ -76,6 +75,14 @@ public static partial class CompactGrowth
             grown.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Growth maps resnets and channels of plain blocks only; attention blocks are refused.</summary>
+    internal static void RequirePlainBlocks(UNet2DConditionConfig unet, string what)
+    {
+        var attention = unet.DownBlockTypes.Concat(unet.UpBlockTypes).FirstOrDefault(t => t != "DownBlock2D" && t != "UpBlock2D");
+        if (attention is not null)
+            throw new NotSupportedException($"{what} supports plain DownBlock2D/UpBlock2D blocks only, not {attention}");
     }
 
     /// <summary>A fresh float32 model on the source's device, with the source's UNet config as <paramref name="edit"/> changes it.</summary>

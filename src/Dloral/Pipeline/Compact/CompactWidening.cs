@@ -47,9 +47,7 @@ public static partial class CompactWidening
                 throw new NotSupportedException($"levels {i - 1} and {i}: [{oldCh[i - 1]}, {oldCh[i]}] → [{newCh[i - 1]}, {newCh[i]}] would add or drop the 1×1 conv_shortcut of down block {i}'s first resnet (diffusers has one only where the width changes); keep the widths of neighbouring levels equal or different as they were");
         if (newCh[^1] != oldCh[^1])
             throw new NotSupportedException($"the lowest level ({oldCh[^1]} channels) holds the mid block's attention, whose heads widening does not map; keep its width");
-        var attention = unet.DownBlockTypes.Concat(unet.UpBlockTypes).FirstOrDefault(t => t != "DownBlock2D" && t != "UpBlock2D");
-        if (attention is not null)
-            throw new NotSupportedException($"widening supports plain DownBlock2D/UpBlock2D blocks only, not {attention}");
+        CompactGrowth.RequirePlainBlocks(unet, "widening");
 
         long timeEmbedDim = unet.TimeEmbeddingDim ?? oldCh[0] * 4;
         var wide = CompactGrowth.BuildWithUnetConfig(source, unetJson =>
@@ -88,15 +86,14 @@ public static partial class CompactWidening
                     long from = w.shape[dim], to = target.shape[dim];
                     if (from == to) continue;
                     bool consumer = dim == 1; // [out, in, …]: rows produce a channel, columns read one
-                    var map = ChannelMap(name, dim, from, to, oldCh, newCh, unet.LayersPerBlock);
-                    var index = tensor(map.Index, ScalarType.Int64, device);
+                    var index = tensor(ChannelMap(name, dim, from, to, oldCh, newCh, unet.LayersPerBlock), ScalarType.Int64, device);
                     w = w.index_select(dim, index);
                     if (consumer)
                     {
                         // Split each old weight over its copies at random (the parts sum to it): equal parts would give
                         // the copies equal gradients forever, and the new channels would never learn anything new.
                         var part = rand(w.shape, generator: generator).to(device).add_(0.5);
-                        var total = zeros([w.shape[0], from, .. w.shape.Skip(2)]).to(device).index_add_(1, index, part, 1);
+                        var total = zeros([w.shape[0], from, .. w.shape.Skip(2)], device: device).index_add_(1, index, part, 1);
                         w = w * part / total.index_select(1, index);
                     }
                 }
@@ -113,22 +110,20 @@ public static partial class CompactWidening
         }
     }
 
-    /// <summary>For each new channel, the old channel it copies.</summary>
-    internal readonly record struct Map(long[] Index);
-
-    /// <summary>Channel j of c′ copies ⌊j·c/c′⌋ of c: each new GroupNorm group holds one old group's channels.</summary>
-    internal static Map Proportional(long from, long to)
+    /// <summary>For each of c′ new channels, the old channel (of c) it copies: ⌊j·c/c′⌋, so each new GroupNorm group holds
+    /// one old group's channels.</summary>
+    private static long[] Proportional(long from, long to)
     {
         var index = new long[to];
         for (long j = 0; j < to; j++) index[j] = j * from / to;
-        return new Map(index);
+        return index;
     }
 
     /// <summary>
-    /// The map of one dimension of one weight. Up-block resnets read [hidden ‖ skip] (diffusers UpBlock2D: the first
+    /// For each new channel of one dimension of one weight, the old channel it copies. Up-block resnets read [hidden ‖ skip] (diffusers UpBlock2D: the first
     /// resnet's hidden comes from the level below, the last one's skip from the level above), mapped part by part.
     /// </summary>
-    private static Map ChannelMap(string name, int dim, long from, long to, long[] oldCh, long[] newCh, long[] layersPerBlock)
+    private static long[] ChannelMap(string name, int dim, long from, long to, long[] oldCh, long[] newCh, long[] layersPerBlock)
     {
         var m = UpResnetInput().Match(name);
         bool readsConcat = m.Success && (dim == 1 || m.Groups["norm"].Success);
@@ -145,9 +140,7 @@ public static partial class CompactWidening
         var (h1, s1) = Parts(newCh);
         if (h0 + s0 != from || h1 + s1 != to)
             throw new InvalidOperationException($"widening: {name} reads {from} → {to} channels, expected [{h0} ‖ {s0}] → [{h1} ‖ {s1}]");
-        var hm = Proportional(h0, h1).Index;
-        var sm = Proportional(s0, s1).Index.Select(i => i + h0);
-        return new Map(hm.Concat(sm).ToArray());
+        return [.. Proportional(h0, h1), .. Proportional(s0, s1).Select(i => i + h0)];
     }
 
     [GeneratedRegex(@"^unet\.up_blocks\.(?<block>\d+)\.resnets\.(?<k>\d+)\.((?<norm>norm1)\.(weight|bias)|(conv1|conv_shortcut)\.(base_layer|lora_A\.[^.]+)\.weight)$")]
