@@ -22,7 +22,7 @@ public sealed class UNet2DCondition : nn.Module<Tensor, Tensor, Tensor, Tensor>
     private TimestepEmbedding time_embedding;
     private ModuleList<UNetDownBlock> down_blocks;
     private ModuleList<UNetUpBlock> up_blocks;
-    private UNetMidBlock mid_block;
+    private UNetMidBlock? mid_block;
     private Dloral.Nn.GroupNorm conv_norm_out;
     private nn.Module<Tensor, Tensor> conv_out;
     private readonly Func<Tensor, Tensor> _convAct;
@@ -59,9 +59,10 @@ public sealed class UNet2DCondition : nn.Module<Tensor, Tensor, Tensor, Tensor>
         }
         down_blocks = new ModuleList<UNetDownBlock>(downs.ToArray());
 
-        mid_block = new UNetMidBlock2DCrossAttn(ch[^1], timeEmbedDim, config.NormEps, config.ActFn, config.MidBlockScaleFactor,
-            config.NormNumGroups, config.NumAttentionHeads[^1], (int)config.TransformerLayersPerBlock[^1], config.CrossAttentionDim[^1],
-            config.UseLinearProjection, o);
+        if (config.MidBlockType is not null)
+            mid_block = new UNetMidBlock2DCrossAttn(ch[^1], timeEmbedDim, config.NormEps, config.ActFn, config.MidBlockScaleFactor,
+                config.NormNumGroups, config.NumAttentionHeads[^1], (int)config.TransformerLayersPerBlock[^1], config.CrossAttentionDim[^1],
+                config.UseLinearProjection, o);
 
         var rch = ch.Reverse().ToArray();
         var rheads = config.NumAttentionHeads.Reverse().ToArray();
@@ -117,7 +118,7 @@ public sealed class UNet2DCondition : nn.Module<Tensor, Tensor, Tensor, Tensor>
         var residuals = new List<Tensor> { sample };
         foreach (var block in down_blocks) sample = block.Forward(sample, emb, encoderHiddenStates, residuals);
 
-        sample = mid_block.Forward(sample, emb, encoderHiddenStates);
+        if (mid_block is not null) sample = mid_block.Forward(sample, emb, encoderHiddenStates);
 
         long factor = 1L << _numUpsamplers;
         bool forwardUpsampleSize = sample.shape.Length == 4 && (residuals[0].shape[2] % factor != 0 || residuals[0].shape[3] % factor != 0);

@@ -52,13 +52,13 @@ public sealed record UNet2DConditionConfig
     {
         var down = c.Strings("down_block_types", new UNet2DConditionConfig().DownBlockTypes);
         var up = c.Strings("up_block_types", new UNet2DConditionConfig().UpBlockTypes);
-        if (c.IsExplicitNull("mid_block_type")) throw new NotSupportedException($"{c.Source}: mid_block_type null (a UNet without a mid block) is not supported");
-        string mid = c.String("mid_block_type", "UNetMidBlock2DCrossAttn");
+        // null: no mid block, as diffusers (the deepest level's output goes straight to the up path).
+        string? mid = c.IsExplicitNull("mid_block_type") ? null : c.String("mid_block_type", "UNetMidBlock2DCrossAttn");
         foreach (var t in down)
             if (!SupportedDownBlocks.Contains(t)) throw new NotSupportedException($"{c.Source}: down block type '{t}' is not supported (supported: {string.Join(", ", SupportedDownBlocks)})");
         foreach (var t in up)
             if (!SupportedUpBlocks.Contains(t)) throw new NotSupportedException($"{c.Source}: up block type '{t}' is not supported (supported: {string.Join(", ", SupportedUpBlocks)})");
-        if (!SupportedMidBlocks.Contains(mid)) throw new NotSupportedException($"{c.Source}: mid block type '{mid}' is not supported (supported: {string.Join(", ", SupportedMidBlocks)})");
+        if (mid is not null && !SupportedMidBlocks.Contains(mid)) throw new NotSupportedException($"{c.Source}: mid block type '{mid}' is not supported (supported: {string.Join(", ", SupportedMidBlocks)})");
 
         var channels = c.LongsOrScalar("block_out_channels", down.Length) ?? [320, 640, 1280, 1280];
         int n = channels.Length;

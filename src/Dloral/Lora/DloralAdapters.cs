@@ -90,6 +90,8 @@ public static class DloralAdapters
         ArgumentNullException.ThrowIfNull(targets);
         foreach (var name in AddOrder)
         {
+            // A UNet without a mid block (a pruned compact model) has no "others" layers: those adapters do not exist.
+            if (targets.For(name).Count == 0) continue;
             int rank = Quality.Contains(name) ? rankQuality : rankConsistency;
             AdapterInjector.AddAdapter(unet, name, targets.For(name), new LoraAdapterConfig(rank, loraAlpha), generator, activate: false);
         }
@@ -104,9 +106,14 @@ public static class DloralAdapters
     public static void Activate(nn.Module unet, double detail)
     {
         if (!double.IsFinite(detail)) throw new ArgumentOutOfRangeException(nameof(detail), detail, "detail must be finite");
+        // Only the adapters the model has (see Inject: a UNet without a mid block has no "others" adapters).
+        var known = LoraModel.AdapterNames(unet);
         if (detail == 0)
-            LoraModel.SetAdapters(unet, Consistency);
+            LoraModel.SetAdapters(unet, Consistency.Where(known.Contains).ToList());
         else
-            LoraModel.SetAdapters(unet, AddOrder, [detail, detail, detail, 1.0, 1.0, 1.0]);
+        {
+            var names = AddOrder.Where(known.Contains).ToList();
+            LoraModel.SetAdapters(unet, names, names.Select(n => Quality.Contains(n) ? detail : 1.0).ToList());
+        }
     }
 }

@@ -19,9 +19,14 @@ public sealed class ModelSection
     /// file (.safetensors written by CompactDloral.Save) to continue from.</summary>
     public string? Compact { get; set; }
 
-    /// <summary>Source "compact": deepen the loaded model to this many resnets per UNet block before training, keeping its
-    /// output unchanged (<see cref="Pipeline.Compact.CompactGrowth"/>): a larger base continues from a trained one. Null: as loaded.</summary>
+    /// <summary>Source "compact": this many resnets per UNet block before training. More than loaded deepens the model,
+    /// keeping its output unchanged (<see cref="Pipeline.Compact.CompactGrowth"/>): a larger base continues from a trained one.
+    /// Fewer prunes it, dropping the resnets deepening adds (<see cref="Pipeline.Compact.CompactPruning"/>). Null: as loaded.</summary>
     public int? LayersPerBlock { get; set; }
+
+    /// <summary>Source "compact": remove the UNet's mid block (diffusers' <c>mid_block_type: null</c>) before training, the
+    /// other weights kept (<see cref="Pipeline.Compact.CompactPruning"/>). False: as loaded.</summary>
+    public bool DropMidBlock { get; set; }
 
     /// <summary>Source "compact": widen the loaded model's UNet levels to these channel counts before training (after
     /// <see cref="LayersPerBlock"/>), each new channel a copy of an old one (<see cref="Pipeline.Compact.CompactWidening"/>):
@@ -262,7 +267,8 @@ public sealed class TrainingConfig
         void Fail(string msg) => throw new InvalidDataException($"{source}: {msg}");
         if (Model.Source is not ("dloral" or "scratch" or "compact")) Fail($"model.source '{Model.Source}': use 'dloral', 'scratch' or 'compact'");
         if (Model.Source == "compact" && string.IsNullOrEmpty(Model.Compact)) Fail("model.compact (a folder with compact.json, or a compact weights file) is required for source 'compact'");
-        if (Model.LayersPerBlock is not null && Model.Source != "compact") Fail("model.layers_per_block deepens a compact model; it needs source 'compact'");
+        if (Model.LayersPerBlock is not null && Model.Source != "compact") Fail("model.layers_per_block deepens or prunes a compact model; it needs source 'compact'");
+        if (Model.DropMidBlock && Model.Source != "compact") Fail("model.drop_mid_block prunes a compact model; it needs source 'compact'");
         if (Model.LayersPerBlock is < 1) Fail("model.layers_per_block must be at least 1");
         if (Model.BlockOutChannels is not null && Model.Source != "compact") Fail("model.block_out_channels widens a compact model; it needs source 'compact'");
         if (Model.BlockOutChannels is { } widths && (widths.Length == 0 || widths.Any(c => c < 1))) Fail("model.block_out_channels must list a positive channel count per UNet level");

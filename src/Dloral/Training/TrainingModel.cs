@@ -119,6 +119,14 @@ public sealed class TrainingModel : IDisposable
         {
             var path = config.ResolvePath(config.Model.Compact!);
             var compact = Directory.Exists(path) ? CompactDloral.Build(path, options) : CompactDloral.Load(path, options);
+            bool dropMid = config.Model.DropMidBlock && compact.Config.Unet.MidBlockType is not null;
+            int? fewer = config.Model.LayersPerBlock is int target && compact.Config.Unet.LayersPerBlock.Any(x => x > target) ? target : null;
+            if (fewer is not null || dropMid)
+            {
+                using var loaded = compact;
+                compact = CompactPruning.Prune(loaded, fewer, dropMid);
+                if (options.DType != ScalarType.Float32) compact.ToDType(options.DType);
+            }
             if (config.Model.LayersPerBlock is int layers && compact.Config.Unet.LayersPerBlock.Any(l => l != layers))
             {
                 using var loaded = compact;
