@@ -35,8 +35,12 @@ public class ShippedCompactModelTests
         Assert.Equal(Dloral.Temporal.CrossFrameFlow.LucasKanade, model.Config.Cfr.Flow);
         Assert.True(model.Config.Cfr.WarpFrames);
         Assert.True(model.Model.RecurrentPrevious);
-        // The seventh round's UNet: two resnets per down block (deepened by CompactGrowth), stored in float16 to stay under 25 MB.
-        Assert.All(model.Config.Unet.LayersPerBlock, l => Assert.Equal(2L, l));
+        // The eleventh round's UNet (model card): pruned by CompactPruning to one resnet per down block and no mid block,
+        // so no attention and no "others" adapters; the four encoder/decoder adapters remain.
+        Assert.All(model.Config.Unet.LayersPerBlock, l => Assert.Equal(1L, l));
+        Assert.Null(model.Config.Unet.MidBlockType);
+        Assert.DoesNotContain(weights.Keys, k => k.Contains("mid_block", StringComparison.Ordinal) || (k.StartsWith("unet.", StringComparison.Ordinal) && k.Contains("attn", StringComparison.Ordinal)));
+        Assert.Equal(4, Dloral.Lora.LoraModel.AdapterNames(model.Model.Unet).Count);
     }
 
     [Fact]
