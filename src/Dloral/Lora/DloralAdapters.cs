@@ -81,6 +81,16 @@ public static class DloralAdapters
     }
 
     /// <summary>
+    /// The adapters a DLoRAL UNet of this config carries: all six, except the two "others" ones when it has no mid block
+    /// (the only layers the target rule puts in "others"; a pruned compact model), which <see cref="Inject"/> then skips.
+    /// </summary>
+    public static IReadOnlyList<string> ExpectedOn(Diffusion.UNet2DConditionConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.MidBlockType is null ? AddOrder.Where(n => n is not (OthersQuality or OthersConsistency)).ToList() : AddOrder;
+    }
+
+    /// <summary>
     /// Adds the six adapters in the reference order (A Gaussian, B zero, drawn from <paramref name="generator"/>) and
     /// then, unlike the reference's leftover state (only <c>default_others_consistency</c> active), activates all six.
     /// </summary>

@@ -71,9 +71,7 @@ public sealed class DloralModel : IDisposable
         Codec = codec ?? throw new ArgumentNullException(nameof(codec));
         Unet = unet ?? throw new ArgumentNullException(nameof(unet));
         Cfr = cfr ?? throw new ArgumentNullException(nameof(cfr));
-        var missing = DloralAdapters.AddOrder.Except(LoraModel.AdapterNames(unet)).ToList();
-        // Without a mid block no layer falls in the "others" lists, so those two adapters cannot exist.
-        if (unet.Config.MidBlockType is null) missing.RemoveAll(n => n is DloralAdapters.OthersQuality or DloralAdapters.OthersConsistency);
+        var missing = DloralAdapters.ExpectedOn(unet.Config).Except(LoraModel.AdapterNames(unet)).ToList();
         if (missing.Count > 0)
             throw new ArgumentException($"the UNet lacks DLoRAL adapter(s) {string.Join(", ", missing)}: prepare it with DloralUnet.Prepare or load a DLoRAL checkpoint", nameof(unet));
         var convIn = ModuleTree.Get(unet, "conv_in");

@@ -62,11 +62,7 @@ public static partial class CompactGrowth
                         continue;
                     }
                 }
-                if (!old.TryGetValue(from, out var value))
-                    throw new InvalidOperationException($"deepening: no source weight {from} for {name}");
-                if (!value.shape.SequenceEqual(target.shape))
-                    throw new InvalidOperationException($"deepening: {from} [{string.Join(",", value.shape)}] does not fit {name} [{string.Join(",", target.shape)}]");
-                target.copy_(value.to_type(target.dtype));
+                CopyWeight(old, from, name, target, "deepening");
             }
             return grown;
         }
@@ -75,6 +71,17 @@ public static partial class CompactGrowth
             grown.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Copies the source weight <paramref name="from"/> into <paramref name="target"/> (named <paramref name="name"/>
+    /// in the new model), refusing a missing or differently shaped source; <paramref name="what"/> names the operation.</summary>
+    internal static void CopyWeight(IReadOnlyDictionary<string, Tensor> old, string from, string name, Tensor target, string what)
+    {
+        if (!old.TryGetValue(from, out var value))
+            throw new InvalidOperationException($"{what}: no source weight {from} for {name}");
+        if (!value.shape.SequenceEqual(target.shape))
+            throw new InvalidOperationException($"{what}: {from} [{string.Join(",", value.shape)}] does not fit {name} [{string.Join(",", target.shape)}]");
+        target.copy_(value.to_type(target.dtype));
     }
 
     /// <summary>Growth maps resnets and channels of plain blocks only; attention blocks are refused.</summary>
