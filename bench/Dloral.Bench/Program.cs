@@ -17,6 +17,7 @@ public static class Program
         ["train-step"] = ("training step of configs/tiny.json: s/step per stage, peak RSS; args [crop=64] [steps=20] [threads]", TrainStepBench.Run),
         ["conv-backends"] = ("the compact UNet's 3x3 convs: oneDNN (NCHW, channels-last) vs NNPACK Winograd", ConvBackendsBench.Run),
         ["unet-ops"] = ("op-level timing of the compact UNet blocks (conv, GroupNorm, SiLU, add, cat) NCHW vs channels-last", UnetOpsBench.Run),
+        ["upsample-conv"] = ("nearest x2 + 3x3 conv (the UNet upsamplers): two-step vs phase kernels vs the transposed conv dloral uses, channels-last", UpsampleConvBench.Run),
         ["compact-unet-profile"] = ("where the shipped compact UNet spends a 720p frame: forward hooks on every leaf module, merged, channels-last", CompactUnetProfileBench.Run),
         ["compact-model"] = ("compact DLoRAL forward 320x180 -> 1280x720, candidates x fp32/bf16", CompactModelBench.Run),
         ["baselines"] = ("bicubic/lanczos vs ffmpeg swscale and Pillow: mean/max difference in 8-bit levels", BaselinesBench.Run),

@@ -62,6 +62,21 @@ public abstract class LoraLayer : nn.Module<Tensor, Tensor>
     /// <summary>True when adapter deltas are currently folded into the base weight.</summary>
     public bool IsMerged => _merged.Count > 0;
 
+    /// <summary>
+    /// True when forward is exactly the base layer with its current weight: adapters disabled, or every active adapter
+    /// this layer has (with a non-zero weight) merged into the base weight.
+    /// </summary>
+    public bool ComputesBaseOnly
+    {
+        get
+        {
+            if (_disabled) return true;
+            foreach (var (name, weight) in _active)
+                if (weight != 0 && _configs.ContainsKey(name) && !IsMergedAdapter(name)) return false;
+            return true;
+        }
+    }
+
     /// <summary>The adapter's A module (Linear in→r or Conv2d in→r with the base kernel).</summary>
     public nn.Module<Tensor, Tensor> LoraA(string adapter) => lora_A[adapter];
 
