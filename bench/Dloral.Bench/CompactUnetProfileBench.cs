@@ -105,6 +105,7 @@ internal static class CompactUnetProfileBench
         using var cur = down.select(1, 1);
         using var prev = down.select(1, 0);
         using var flow = cfr.LatentFlow(cur, prev, 720 / f, 1280 / f);
+        using var identityGrid = stack([linspace(-1, 1, 1280).expand(720, 1280), linspace(-1, 1, 720).view(720, 1).expand(720, 1280)], 2).unsqueeze(0);
         var rows = new List<(string, double)>
         {
             ("whole CFR (t = 2)", Time(() => { using var s = NewDisposeScope(); cfr.Forward(frames, latents, uncertainty, null); })),
@@ -114,8 +115,18 @@ internal static class CompactUnetProfileBench
             ("flow warp at 1280×720 (border)", Time(() =>
             {
                 using var s = NewDisposeScope();
-                var full = nn.functional.interpolate(flow, size: [720, 1280], mode: InterpolationMode.Bilinear, align_corners: false) * (double)f;
-                FlowWarp.Warp(frames.select(1, 0), full.permute(0, 2, 3, 1), padding: GridSamplePaddingMode.Border);
+                var full = nn.functional.interpolate(flow, size: [720, 1280], mode: InterpolationMode.Bilinear, align_corners: false);
+                FlowWarp.Warp(frames.select(1, 0), full.permute(0, 2, 3, 1), padding: GridSamplePaddingMode.Border, flowScale: f);
+            })),
+            ("  of which: flow upsampled to 1280×720 (bilinear)", Time(() =>
+            {
+                using var s = NewDisposeScope();
+                nn.functional.interpolate(flow, size: [720, 1280], mode: InterpolationMode.Bilinear, align_corners: false).mul_((double)f);
+            })),
+            ("  of which: grid_sample alone (border, identity grid)", Time(() =>
+            {
+                using var s = NewDisposeScope();
+                nn.functional.grid_sample(frames.select(1, 0), identityGrid, GridSampleMode.Bilinear, GridSamplePaddingMode.Border, align_corners: true);
             })),
             ("codec encode (warped frame)", Time(() => { using var s = NewDisposeScope(); codec.Encode(frames.select(1, 0)); })),
         };

@@ -261,12 +261,13 @@ public sealed class DloralUpscaler : IUpscaler
 
         clock.Restart();
         var codecType = _model.Codec.DType;
+        var signed = bicubic.mul(2.0).sub_(1.0);
         var latent = _vae is not null
-            ? _vae.EncodeMean(bicubic.mul(2.0).sub_(1.0).to(codecType)) * _model.ScalingFactor
-            : _model.EncodeLatents(bicubic.mul(2.0).sub_(1.0).to(codecType));
+            ? _vae.EncodeMean(signed.to(codecType)) * _model.ScalingFactor
+            : _model.EncodeLatents(signed.to(codecType));
         Timings.VaeEncode += clock.Elapsed;
         Timings.Encodes++;
-        var state = new FrameState(bicubic.DetachFromDisposeScope(), latent.DetachFromDisposeScope(), gray.DetachFromDisposeScope(), signature);
+        var state = new FrameState(bicubic.DetachFromDisposeScope(), signed.DetachFromDisposeScope(), latent.DetachFromDisposeScope(), gray.DetachFromDisposeScope(), signature);
         return state;
     }
 
@@ -283,7 +284,7 @@ public sealed class DloralUpscaler : IUpscaler
         Tensor? frames = null, latents = null, uncertainty = null;
         if (previous is not null)
         {
-            frames = stack([previous.Bicubic, current.Bicubic], 1).mul_(2.0).sub_(1.0);       // [1,2,3,H,W] in [-1,1]
+            frames = stack([previous.Signed, current.Signed], 1);                              // [1,2,3,H,W] in [-1,1]
             // A recurrent model's previous latent is the previous frame restored; a window that starts a scene pairs the
             // frame with the next one or itself, which are not restored yet, so it sees their input latent.
             var previousLatent = _model.RecurrentPrevious && previous.Restored is not null ? previous.Restored.to_type(current.Latent.dtype) : previous.Latent;
@@ -379,10 +380,14 @@ public sealed class DloralUpscaler : IUpscaler
         _modelOwner?.Dispose();
     }
 
-    /// <summary>Everything computed once per frame: bicubic frame [1,3,H,W] in [0,1], scaled latent, gray map, cut signature.</summary>
-    private sealed class FrameState(Tensor bicubic, Tensor latent, Tensor gray, FrameSignature signature) : IDisposable
+    /// <summary>
+    /// Everything computed once per frame: bicubic frame [1,3,H,W] in [0,1] and in [-1,1] (the pixels the codec encoded,
+    /// the CFR's frames), scaled latent, gray map, cut signature.
+    /// </summary>
+    private sealed class FrameState(Tensor bicubic, Tensor signed, Tensor latent, Tensor gray, FrameSignature signature) : IDisposable
     {
         public Tensor Bicubic { get; } = bicubic;
+        public Tensor Signed { get; } = signed;
         public Tensor Latent { get; } = latent;
         public Tensor Gray { get; } = gray;
         public FrameSignature Signature { get; } = signature;
@@ -394,6 +399,7 @@ public sealed class DloralUpscaler : IUpscaler
         {
             Restored?.Dispose();
             Bicubic.Dispose();
+            Signed.Dispose();
             Latent.Dispose();
             Gray.Dispose();
             Signature.Dispose();

@@ -112,9 +112,10 @@ public sealed class CrossFrameRetrieval : nn.Module<Tensor, Tensor, Tensor, Cros
         var image = codec.Decode(prevFeat);
         // Contiguous first: on the permuted (channels-last) 2-channel view libtorch's bilinear upsampling is ~1.5× slower
         // at 720p, for the same bytes.
-        var frameFlow = F.interpolate(flow.permute(0, 3, 1, 2).to_type(ScalarType.Float32).contiguous(), size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false) * (double)f;
-        // Border padding: pixels that come into view repeat the edge instead of turning black.
-        var warped = FlowWarp.Warp(image, frameFlow.permute(0, 2, 3, 1), padding: GridSamplePaddingMode.Border);
+        var frameFlow = F.interpolate(flow.permute(0, 3, 1, 2).to_type(ScalarType.Float32).contiguous(), size: [h, w], mode: InterpolationMode.Bilinear, align_corners: false);
+        // Border padding: pixels that come into view repeat the edge instead of turning black. The flow is in latent
+        // pixels: ×f inside the warp.
+        var warped = FlowWarp.Warp(image, frameFlow.permute(0, 2, 3, 1), padding: GridSamplePaddingMode.Border, flowScale: f);
         return codec.Encode(warped).to_type(prevFeat.dtype).MoveToOuterDisposeScope();
     }
 

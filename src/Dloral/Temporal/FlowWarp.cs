@@ -17,9 +17,11 @@ public static class FlowWarp
     /// <param name="flow">Flow [n,h,w,2] in pixels: x (width) offset first, then y. Not normalised.</param>
     /// <param name="mode">Bilinear (default) or nearest sampling.</param>
     /// <param name="padding">Zeros (default, used for latents) or border (used inside SPyNet).</param>
+    /// <param name="flowScale">Multiplies the flow first (e.g. a flow in low-resolution pixels used at ×f) within the same pass.</param>
     public static Tensor Warp(Tensor x, Tensor flow,
         GridSampleMode mode = GridSampleMode.Bilinear,
-        GridSamplePaddingMode padding = GridSamplePaddingMode.Zeros)
+        GridSamplePaddingMode padding = GridSamplePaddingMode.Zeros,
+        double flowScale = 1.0)
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(flow);
@@ -34,15 +36,19 @@ public static class FlowWarp
         // its pixel grid was wrong past column 256 (a 320-wide latent), and libtorch's CPU grid_sample has no vectorised
         // bf16 kernel — its fallback crashed (segfault) on such windows. The result is cast back to x's dtype.
         var work = x.dtype is ScalarType.Float32 or ScalarType.Float64 ? x.dtype : ScalarType.Float32;
-        var gy = arange(0, h, dtype: work, device: flow.device);
-        var gx = arange(0, w, dtype: work, device: flow.device);
-        var mesh = meshgrid([gy, gx], indexing: "ij");
-        var grid = stack([mesh[1], mesh[0]], 2); // [h,w,2], x then y
-        var gridFlow = grid + flow.to_type(work);
-        // Same operation order as the reference: 2*g / max(w-1,1) - 1.
-        var fx = gridFlow.select(3, 0).mul(2.0).div((double)Math.Max(w - 1, 1)).sub(1.0);
-        var fy = gridFlow.select(3, 1).mul(2.0).div((double)Math.Max(h - 1, 1)).sub(1.0);
-        var g = stack([fx, fy], 3);
+        // The reference's 2·(pixel + flow)/max(w−1, 1) − 1 with its rounding (pixel + flow first, then a correctly rounded
+        // division: 2t/(w−1) and t/((w−1)/2) are the same float). Computed per axis on [n,h,w] planes and interleaved once
+        // at the end: element-wise ops over the size-2 last axis of [n,h,w,2] do not vectorise (3× slower at 720p).
+        var minusOne = tensor(new[] { -1.0 }, dtype: work, device: flow.device);
+        Tensor Axis(int axis, long extent, Tensor positions)
+        {
+            var component = flow.select(3, axis).to_type(work);
+            var t = flowScale == 1.0 ? component + positions : component.mul(flowScale).add_(positions);
+            return t.div_(tensor(new[] { Math.Max(extent - 1, 1) / 2.0 }, dtype: work, device: flow.device)).add_(minusOne);
+        }
+        var gx = Axis(0, w, arange(0, w, dtype: work, device: flow.device));
+        var gy = Axis(1, h, arange(0, h, dtype: work, device: flow.device).view(h, 1));
+        var g = stack([gx, gy], 3);
         return F.grid_sample(x.to_type(work), g, mode, padding, align_corners: true).to_type(x.dtype).MoveToOuterDisposeScope();
     }
 }

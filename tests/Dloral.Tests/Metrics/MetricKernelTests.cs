@@ -42,13 +42,15 @@ public class MetricKernelTests
     }
 
     [Theory]
-    [InlineData(4.0)]
-    [InlineData(1.0)]
-    public void Flow_blur_equals_the_replicate_padded_grouped_convolution(double sigma)
+    [InlineData(4.0, 50, 61)]   // matrix products (both sides ≤ LucasKanadeFlow.MatrixBlurMaxSide)
+    [InlineData(1.0, 50, 61)]
+    [InlineData(4.0, 40, 230)]  // shifted slices
+    [InlineData(1.0, 40, 230)]
+    public void Flow_blur_equals_the_replicate_padded_grouped_convolution(double sigma, int height, int width)
     {
         using var scope = NewDisposeScope();
         using var gen = new Generator(4);
-        var x = rand([2, 5, 50, 61], generator: gen);
+        var x = rand([2, 5, height, width], generator: gen);
         int radius = (int)Math.Ceiling(2.5 * sigma);
         var padded = nn.functional.pad(x, [radius, radius, radius, radius], PaddingModes.Replicate);
         var expected = ConvFilterValid(padded, 2 * radius + 1, sigma);
