@@ -17,6 +17,7 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
     private nn.Module<Tensor, Tensor> conv2;
     private nn.Module<Tensor, Tensor>? conv_shortcut;
     private readonly Func<Tensor, Tensor> _act;
+    private readonly Func<Tensor, Tensor> _actOnTemporary;
     private readonly double _outputScaleFactor;
 
     public long InChannels { get; }
@@ -33,6 +34,7 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
         conv2 = o.Conv2d(outChannels, outChannels, 3, 1, 1);
         if (inChannels != outChannels) conv_shortcut = o.Conv2d(inChannels, outChannels, 1, 1, 0);
         _act = Activations.Get(actFn);
+        _actOnTemporary = Activations.GetOnTemporary(actFn);
         _outputScaleFactor = outputScaleFactor;
         RegisterComponents();
     }
@@ -40,13 +42,14 @@ public sealed class ResnetBlock2D : nn.Module<Tensor, Tensor?, Tensor>
     public override Tensor forward(Tensor input, Tensor? temb)
     {
         using var scope = NewDisposeScope();
-        var h = conv1.call(_act(norm1.call(input)));
+        // GroupNorm outputs are fresh temporaries: activated in place at inference (same values, one pass less).
+        var h = conv1.call(_actOnTemporary(norm1.call(input)));
         if (time_emb_proj is not null && temb is not null)
         {
             var t = time_emb_proj.call(_act(temb));
             h = h + t.unsqueeze(-1).unsqueeze(-1);
         }
-        h = conv2.call(_act(norm2.call(h)));
+        h = conv2.call(_actOnTemporary(norm2.call(h)));
         var shortcut = conv_shortcut is null ? input : conv_shortcut.call(input);
         var output = shortcut + h;
         if (_outputScaleFactor != 1.0) output = output / _outputScaleFactor;

@@ -37,7 +37,7 @@ public sealed class DloralStageTimes
 
 /// <summary>
 /// DLoRAL as an <see cref="IUpscaler"/>: every frame is restored from a (neighbour, current) window by one
-/// <see cref="DloralModel"/> step. Each frame is prepared once (bicubic to the processing size, VAE-encoded, gray map,
+/// <see cref="DloralModel"/> step. Each frame is prepared once (bicubic to the processing size, VAE-encoded,
 /// scene-cut signature) and cached for the next window; the window goes through CFR and the UNet (in Gaussian-blended
 /// latent tiles when the latent exceeds a tile), the tiled VAE decodes, the colour is fixed against the bicubic frame,
 /// and the result is resized to exactly <see cref="Scale"/> × the input size.
@@ -252,9 +252,9 @@ public sealed class DloralUpscaler : IUpscaler
         var bicubic = _model.Codec is VaeLatentCodec || ph < h
             ? Resize(frame.to(ScalarType.Float32).unsqueeze(0), ph, pw, ResampleKernel.Cubic(-0.5)).clamp_(0.0, 1.0)
             : BicubicInput.Upscale(frame.unsqueeze(0), ph, pw);
-        var u8 = bicubic.mul(255.0).round_().to_type(ScalarType.Byte);
-        var gray = UncertaintyMap.GraySmall(UncertaintyMap.GrayU8(u8));   // [1,1,H/8,W/8] (resized to 1/f per window)
-        var signature = _cuts.Signature(bicubic);
+        // The cut signature (a 32×32 thumbnail and a histogram) from the input frame: the same decision as from the
+        // upscaled frame at 1/scale² of the cost.
+        var signature = _cuts.Signature(frame);
         signature.Thumbnail.DetachFromDisposeScope();
         signature.Histogram.DetachFromDisposeScope();
         Timings.Prepare += clock.Elapsed;
@@ -267,7 +267,7 @@ public sealed class DloralUpscaler : IUpscaler
             : _model.EncodeLatents(signed.to(codecType));
         Timings.VaeEncode += clock.Elapsed;
         Timings.Encodes++;
-        var state = new FrameState(bicubic.DetachFromDisposeScope(), signed.DetachFromDisposeScope(), latent.DetachFromDisposeScope(), gray.DetachFromDisposeScope(), signature);
+        var state = new FrameState(bicubic.DetachFromDisposeScope(), signed.DetachFromDisposeScope(), latent.DetachFromDisposeScope(), signature);
         return state;
     }
 
@@ -289,9 +289,9 @@ public sealed class DloralUpscaler : IUpscaler
             // frame with the next one or itself, which are not restored yet, so it sees their input latent.
             var previousLatent = _model.RecurrentPrevious && previous.Restored is not null ? previous.Restored.to_type(current.Latent.dtype) : previous.Latent;
             latents = stack([previousLatent, current.Latent], 1);                             // [1,2,C,h,w]
-            uncertainty = UncertaintyMap.ForWindow(cat([previous.Gray, current.Gray], 0))    // [1,1,1,H/8,W/8]
-                .to(frames.device);
-            uncertainty = UncertaintyMap.ToLatentGrid(uncertainty, lh, lw);
+            // CFR's weight map (the reference's uncertainty map passed through) only weights training losses; restoring
+            // a frame does not read it, so the pipeline gives the CFR a blank map instead of computing one.
+            uncertainty = zeros([1L, 1, 1, lh, lw], dtype: latents.dtype, device: latents.device);
         }
         Timings.Prepare += clock.Elapsed;
 
@@ -382,14 +382,13 @@ public sealed class DloralUpscaler : IUpscaler
 
     /// <summary>
     /// Everything computed once per frame: bicubic frame [1,3,H,W] in [0,1] and in [-1,1] (the pixels the codec encoded,
-    /// the CFR's frames), scaled latent, gray map, cut signature.
+    /// the CFR's frames), scaled latent, cut signature.
     /// </summary>
-    private sealed class FrameState(Tensor bicubic, Tensor signed, Tensor latent, Tensor gray, FrameSignature signature) : IDisposable
+    private sealed class FrameState(Tensor bicubic, Tensor signed, Tensor latent, FrameSignature signature) : IDisposable
     {
         public Tensor Bicubic { get; } = bicubic;
         public Tensor Signed { get; } = signed;
         public Tensor Latent { get; } = latent;
-        public Tensor Gray { get; } = gray;
         public FrameSignature Signature { get; } = signature;
 
         /// <summary>The frame's restored latent (x = z − ε̂), kept for the next window of a recurrent model.</summary>
@@ -401,7 +400,6 @@ public sealed class DloralUpscaler : IUpscaler
             Bicubic.Dispose();
             Signed.Dispose();
             Latent.Dispose();
-            Gray.Dispose();
             Signature.Dispose();
         }
     }
