@@ -84,6 +84,11 @@ public sealed class LucasKanadeFlow : IOpticalFlowEstimator
         return levels;
     }
 
+    // Scalars passed to libtorch are held in variables that outlive the call: TorchSharp does not keep an implicitly
+    // converted Scalar alive during the native call, so a garbage collection started by another thread (the video job's
+    // reader and writer allocate frames) could free it mid-call (seen as "toFloat" errors under load).
+    private static readonly Scalar Half = 0.5.ToScalar();
+
     private Tensor Step(Tensor a, Tensor b, Tensor flow)
     {
         // Few native calls per step: at the coarse levels (45×80 and smaller) the per-op overhead, not arithmetic, is
@@ -91,17 +96,20 @@ public sealed class LucasKanadeFlow : IOpticalFlowEstimator
         using var scope = NewDisposeScope();
         var bw = FlowWarping.Warp(b, flow);
         var it = bw - a;
-        var (ix, iy) = Gradients((a + bw).mul_(0.5));
+        var (ix, iy) = Gradients((a + bw).mul_(Half));
         var grad = cat([ix, iy], 1);                                     // [ix, iy]
         var products = cat([grad * ix, iy * iy, grad * it], dim: 1);     // [ix², ix·iy, iy², ix·it, iy·it]
         var s = Blur(products, WindowSigma);
         var sxy = s.narrow(1, 1, 1);
-        var diagonal = s.slice(1, 0, 3, 2).flip(1).add_(Regularization);       // [syy, sxx] (+ Tikhonov)
+        using var regularization = Regularization.ToScalar();
+        var diagonal = s.slice(1, 0, 3, 2).flip(1).add_(regularization);       // [syy, sxx] (+ Tikhonov)
         var rhs = s.narrow(1, 3, 2);                                           // [sxt, syt]
         // [du, dv] = −([syy·sxt, sxx·syt] − sxy·[syt, sxt]) / (sxx·syy − sxy²)
         var numerator = (diagonal * rhs).sub_(sxy * rhs.flip(1));
         var det = (diagonal.narrow(1, 0, 1) * diagonal.narrow(1, 1, 1)).sub_(sxy * sxy);
-        var step = numerator.div_(det).neg_().clamp_(-MaxStep, MaxStep);
+        using var lowest = (-MaxStep).ToScalar();
+        using var highest = MaxStep.ToScalar();
+        var step = numerator.div_(det).neg_().clamp_(lowest, highest);
         return step.MoveToOuterDisposeScope();
     }
 
@@ -109,8 +117,8 @@ public sealed class LucasKanadeFlow : IOpticalFlowEstimator
     {
         var padded = nn.functional.pad(image, [1, 1, 1, 1], PaddingModes.Replicate);
         long h = image.shape[2], w = image.shape[3];
-        var ix = (padded[.., .., 1..(int)(h + 1), 2..(int)(w + 2)] - padded[.., .., 1..(int)(h + 1), 0..(int)w]) * 0.5;
-        var iy = (padded[.., .., 2..(int)(h + 2), 1..(int)(w + 1)] - padded[.., .., 0..(int)h, 1..(int)(w + 1)]) * 0.5;
+        var ix = (padded[.., .., 1..(int)(h + 1), 2..(int)(w + 2)] - padded[.., .., 1..(int)(h + 1), 0..(int)w]).mul_(Half);
+        var iy = (padded[.., .., 2..(int)(h + 2), 1..(int)(w + 1)] - padded[.., .., 0..(int)h, 1..(int)(w + 1)]).mul_(Half);
         return (ix, iy);
     }
 
@@ -136,11 +144,19 @@ public sealed class LucasKanadeFlow : IOpticalFlowEstimator
             return matmul(rowsMatrix, matmul(x, columns)).MoveToOuterDisposeScope();
         }
         var p = nn.functional.pad(x, [radius, radius, radius, radius], PaddingModes.Replicate);
-        var rows = p.narrow(2, 0, h) * g[0];
-        for (int i = 1; i < size; i++) rows.add_(p.narrow(2, i, h), g[i]);
-        var cols = rows.narrow(3, 0, w) * g[0];
-        for (int i = 1; i < size; i++) cols.add_(rows.narrow(3, i, w), g[i]);
-        return cols.MoveToOuterDisposeScope();
+        var weights = g.Select(v => v.ToScalar()).ToArray();
+        try
+        {
+            var rows = p.narrow(2, 0, h).mul(weights[0]);
+            for (int i = 1; i < size; i++) rows.add_(p.narrow(2, i, h), weights[i]);
+            var cols = rows.narrow(3, 0, w).mul(weights[0]);
+            for (int i = 1; i < size; i++) cols.add_(rows.narrow(3, i, w), weights[i]);
+            return cols.MoveToOuterDisposeScope();
+        }
+        finally
+        {
+            foreach (var weight in weights) weight.Dispose();
+        }
     }
 
     /// <summary>Largest side blurred by matrix products (the dense n×n matrix costs n multiply-adds per pixel).</summary>

@@ -23,9 +23,7 @@ public interface IUpscaler : IDisposable
 
     /// <summary>
     /// Upscales <see cref="FrameWindow.Current"/>. Returns a new float32 [3, H·Scale, W·Scale] tensor
-    /// in [0,1] that the caller owns and disposes; the window's tensors stay owned by the pipeline. The caller may read
-    /// it on another thread after later calls (the video job converts it while the next frame is restored), so it must
-    /// not share storage the upscaler writes to again.
+    /// in [0,1] that the caller owns and disposes; the window's tensors stay owned by the pipeline.
     /// </summary>
     torch.Tensor Upscale(FrameWindow window);
 }

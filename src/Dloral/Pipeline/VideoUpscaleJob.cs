@@ -37,12 +37,9 @@ public sealed class VideoUpscaleJob
         ArgumentNullException.ThrowIfNull(sink);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var decoded = new BlockingCollection<VideoFrame>(Math.Max(1, QueueDepth));
-        // Restored frames go to the writer as tensors: it turns them into bytes (~10 ms for 720p, plain C#) while this
-        // thread restores the next frame.
-        using var encoded = new BlockingCollection<(Tensor Image, long Index)>(Math.Max(1, QueueDepth));
+        using var encoded = new BlockingCollection<VideoFrame>(Math.Max(1, QueueDepth));
         long? total = source.ExpectedFrames > 0 ? source.ExpectedFrames : null;
         var clock = Stopwatch.StartNew();
-        int depth = source.Depth;
 
         var reader = Task.Factory.StartNew(() =>
         {
@@ -62,14 +59,14 @@ public sealed class VideoUpscaleJob
         {
             try
             {
-                foreach (var (image, index) in encoded.GetConsumingEnumerable(stop.Token))
-                    using (image) sink.Write(FrameTensors.ToFrame(image, depth, index));
+                foreach (var frame in encoded.GetConsumingEnumerable(stop.Token)) sink.Write(frame);
             }
             catch { stop.Cancel(); throw; }
         }, stop.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
         var ring = new FrameRing(_upscaler.FramesBefore);
         long received = 0, next = 0;
+        int depth = source.Depth;
         try
         {
             foreach (var frame in decoded.GetConsumingEnumerable(stop.Token))
@@ -97,7 +94,6 @@ public sealed class VideoUpscaleJob
             stop.Cancel(); // unblocks the reader if we stopped early
             try { Task.WaitAll([reader, writer], TimeSpan.FromSeconds(30)); } catch (AggregateException) { }
             ring.Dispose();
-            while (encoded.TryTake(out var left)) left.Image.Dispose(); // not written after a failure
         }
         if (received == 0)
             throw new MediaException(source.Info.Path, "contains no video frames");
@@ -111,9 +107,9 @@ public sealed class VideoUpscaleJob
             using (no_grad())
             {
                 var window = ring.Window(n, received - 1, _upscaler.FramesAfter);
-                var output = _upscaler.Upscale(window).DetachFromDisposeScope();
-                try { encoded.Add((output, n), stop.Token); }
-                catch { output.Dispose(); throw; }
+                var output = _upscaler.Upscale(window);
+                var frame = FrameTensors.ToFrame(output, depth, n);
+                encoded.Add(frame, stop.Token);
             }
             ring.DropBefore(n + 1 - _upscaler.FramesBefore);
             progress?.Report(UpscaleProgress.Create(n + 1, total, clock.Elapsed));

@@ -40,10 +40,11 @@ public static class FlowWarp
         // division: 2t/(w−1) and t/((w−1)/2) are the same float). Computed per axis on [n,h,w] planes and interleaved once
         // at the end: element-wise ops over the size-2 last axis of [n,h,w,2] do not vectorise (3× slower at 720p).
         var minusOne = tensor(new[] { -1.0 }, dtype: work, device: flow.device);
+        using var scale = flowScale.ToScalar(); // held past the native call (an implicit Scalar may be collected during it)
         Tensor Axis(int axis, long extent, Tensor positions)
         {
             var component = flow.select(3, axis).to_type(work);
-            var t = flowScale == 1.0 ? component + positions : component.mul(flowScale).add_(positions);
+            var t = flowScale == 1.0 ? component + positions : component.mul(scale).add_(positions);
             return t.div_(tensor(new[] { Math.Max(extent - 1, 1) / 2.0 }, dtype: work, device: flow.device)).add_(minusOne);
         }
         var gx = Axis(0, w, arange(0, w, dtype: work, device: flow.device));
