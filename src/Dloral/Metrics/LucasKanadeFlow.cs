@@ -162,14 +162,34 @@ public sealed class LucasKanadeFlow : IOpticalFlowEstimator
     /// <summary>Largest side blurred by matrix products (the dense n×n matrix costs n multiply-adds per pixel).</summary>
     internal const int MatrixBlurMaxSide = 200;
 
-    /// <summary>M [n,n] with (M·v)[o] = Σᵢ g[i]·v[clamp(o − r + i, 0, n − 1)]: the blur with replicate padding.</summary>
+    /// <summary>
+    /// M [n,n] with (M·v)[o] = Σᵢ g[i]·v[clamp(o − r + i, 0, n − 1)]: the blur with replicate padding. Built once per
+    /// size and window (a handful per video): rebuilding the float arrays for every call made large-object garbage.
+    /// </summary>
     private static Tensor BlurMatrix(long n, double[] g, ScalarType dtype, Device device)
     {
-        int radius = g.Length / 2;
-        var m = new float[n * n];
-        for (long o = 0; o < n; o++)
-            for (int i = 0; i < g.Length; i++)
-                m[o * n + Math.Clamp(o - radius + i, 0, n - 1)] += (float)g[i];
-        return tensor(m, [n, n]).to(dtype, device);
+        var key = (n, g.Length, g[0], dtype, device.ToString());
+        lock (BlurMatrices)
+        {
+            if (!BlurMatrices.TryGetValue(key, out var cached))
+            {
+                int radius = g.Length / 2;
+                var m = new float[n * n];
+                for (long o = 0; o < n; o++)
+                    for (int i = 0; i < g.Length; i++)
+                        m[o * n + Math.Clamp(o - radius + i, 0, n - 1)] += (float)g[i];
+                using var cpu = tensor(m, [n, n]);
+                cached = cpu.to(dtype, device).DetachFromDisposeScope();
+                if (BlurMatrices.Count >= 64) // many frame sizes in one process: start over (callers hold their own aliases)
+                {
+                    foreach (var t in BlurMatrices.Values) t.Dispose();
+                    BlurMatrices.Clear();
+                }
+                BlurMatrices[key] = cached;
+            }
+            return cached.alias();
+        }
     }
+
+    private static readonly Dictionary<(long, int, double, ScalarType, string), Tensor> BlurMatrices = [];
 }
