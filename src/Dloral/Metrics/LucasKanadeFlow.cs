@@ -178,6 +178,7 @@ public sealed class LucasKanadeFlow : IOpticalFlowEstimator
                 for (long o = 0; o < n; o++)
                     for (int i = 0; i < g.Length; i++)
                         m[o * n + Math.Clamp(o - radius + i, 0, n - 1)] += (float)g[i];
+                using var ordinary = inference_mode(false); // an ordinary tensor, usable in and out of inference mode
                 using var cpu = tensor(m, [n, n]);
                 cached = cpu.to(dtype, device).DetachFromDisposeScope();
                 if (BlurMatrices.Count >= 64) // many frame sizes in one process: start over (callers hold their own aliases)

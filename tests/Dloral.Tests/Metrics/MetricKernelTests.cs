@@ -62,6 +62,20 @@ public class MetricKernelTests
     }
 
     [Fact]
+    public void Flow_blur_matrices_cached_in_inference_mode_still_work_with_gradients()
+    {
+        using var scope = NewDisposeScope();
+        var x = rand([1, 2, 37, 53], generator: new Generator(9));
+        Tensor first;
+        using (inference_mode()) first = LucasKanadeFlow.Blur(x, 4.0);   // builds and caches the 37- and 53-matrices
+        var y = x.clone().requires_grad_(true);
+        var again = LucasKanadeFlow.Blur(y, 4.0);                          // reuses them with autograd on
+        again.sum().backward();
+        TensorAssert.Close(first, again.detach(), atol: 0, rtol: 0, what: "cached blur");
+        Assert.True(y.grad!.abs().sum().item<float>() > 0);
+    }
+
+    [Fact]
     public void No_reference_indicators_equal_their_conv2d_definitions()
     {
         using var scope = NewDisposeScope();
