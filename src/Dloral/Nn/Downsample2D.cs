@@ -46,7 +46,7 @@ public sealed class Upsample2D : nn.Module<Tensor, long[]?, Tensor>
     {
         using var scope = NewDisposeScope();
         var size = outputSize ?? [x.shape[2] * 2, x.shape[3] * 2];
-        if (NearestUpsampleConv.Enabled && size[0] == x.shape[2] * 2 && size[1] == x.shape[3] * 2 && PlainConvolution() is { } plain)
+        if (size[0] == x.shape[2] * 2 && size[1] == x.shape[3] * 2 && PlainConvolution() is { } plain)
             return NearestUpsampleConv.Forward(x, plain.weight, plain.bias).MoveToOuterDisposeScope();
         var up = nn.functional.interpolate(x, size: size, mode: InterpolationMode.Nearest);
         return conv.call(up).MoveToOuterDisposeScope();

@@ -12,9 +12,6 @@ namespace Dloral.Nn;
 /// </summary>
 public static class NearestUpsampleConv
 {
-    /// <summary>Whether <see cref="Upsample2D"/> uses this form (default); false = the two-step form, for benchmarks that compare both in one process.</summary>
-    public static bool Enabled { get; set; } = true;
-
     // Fold[u, h]: transposed-kernel tap u collects the 3×3 kernel taps h (see the summary).
     private static readonly float[] Fold = [0, 0, 1, /**/ 0, 1, 1, /**/ 1, 1, 0, /**/ 1, 0, 0];
 
